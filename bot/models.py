@@ -154,9 +154,7 @@ def merge_papers(old: Paper, new: Paper) -> Paper:
     """
     if old.arxiv_id != new.arxiv_id:
         raise ValueError(f"cannot merge {old.arxiv_id} with {new.arxiv_id}")
-    newer_version = (
-        new.version is not None and (old.version is None or new.version > old.version)
-    )
+    newer_version = new.version is not None and (old.version is None or new.version > old.version)
     if newer_version:
         title = new.title or old.title
         authors = new.authors or old.authors

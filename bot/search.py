@@ -1,0 +1,169 @@
+"""Full-text search over every stored paper (SQLite FTS5 with bm25 column weights)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from bot.db.database import Database
+from bot.db.papers import paper_from_row, tag_counts
+from bot.errors import InputError
+from bot.models import Paper
+from bot.query import Query, parse_query, with_filters
+
+Sort = Literal["relevance", "date", "upvotes"]
+SORTS: tuple[str, ...] = ("relevance", "date", "upvotes")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    paper: Paper
+    score: float  # higher is better; -bm25 for relevance, 0 when there is no text query
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    hits: tuple[SearchHit, ...]
+    has_more: bool
+    query: Query
+    offset: int = 0
+    tags: tuple[str, ...] = field(default=())  # the resolved tag names used as filters
+
+
+def _tag_key(text: str) -> str:
+    return " ".join(text.replace("-", " ").replace("_", " ").lower().split())
+
+
+def resolve_tag(known: list[str], text: str) -> str:
+    """Map user spelling (``computer-vision``) to a stored tag, or raise with suggestions."""
+    wanted = _tag_key(text)
+    by_key = {_tag_key(tag): tag for tag in known}
+    if wanted in by_key:
+        return by_key[wanted]
+    close = difflib.get_close_matches(wanted, list(by_key), n=3, cutoff=0.5)
+    prefixed = [key for key in by_key if key.startswith(wanted)][:3]
+    suggestions = [by_key[key] for key in dict.fromkeys(prefixed + close)][:3]
+    hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    raise InputError(f"unknown tag {text!r}{hint} (`paperbot search --list-tags` lists them)")
+
+
+async def known_tags(db: Database) -> list[str]:
+    return [tag for tag, _ in await tag_counts(db)]
+
+
+async def search(
+    db: Database,
+    text: str,
+    *,
+    tags: tuple[str, ...] = (),
+    authors: tuple[str, ...] = (),
+    since: date | None = None,
+    until: date | None = None,
+    sort: Sort = "relevance",
+    limit: int = 10,
+    offset: int = 0,
+) -> SearchResult:
+    """Search stored papers. ``tags``/``authors`` add to any ``tag:``/``author:`` in ``text``.
+
+    Raises InputError for an unknown tag or a bad sort; never for the query text itself.
+    """
+    if sort not in SORTS:
+        raise InputError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+    if since and until and since > until:
+        raise InputError(f"the date range is empty: {since} is after {until}")
+    query = with_filters(parse_query(text), tags=tags, authors=authors)
+    wanted_tags: tuple[str, ...] = ()
+    unwanted_tags: tuple[str, ...] = ()
+    if query.tags or query.excluded_tags:
+        known = await known_tags(db)
+        wanted_tags = tuple(dict.fromkeys(resolve_tag(known, tag) for tag in query.tags))
+        unwanted_tags = tuple(dict.fromkeys(resolve_tag(known, t) for t in query.excluded_tags))
+    limit = max(1, min(limit, 100))
+    offset = max(0, offset)
+
+    fts = query.to_fts()
+    filters, params = _filters(wanted_tags, unwanted_tags, since, until)
+    if fts is not None and not filters and sort == "relevance":
+        rows = await _top_by_rank(db, fts, limit + 1, offset)
+    elif fts is not None:
+        rows = await _filtered_by_rank(db, fts, filters, params, sort, limit + 1, offset)
+    else:
+        rows = await _without_text(db, query, filters, params, sort, limit + 1, offset)
+    hits = tuple(SearchHit(paper_from_row(row), -float(row["rank"])) for row in rows[:limit])
+    return SearchResult(hits, len(rows) > limit, query, offset, wanted_tags)
+
+
+def _filters(
+    tags: tuple[str, ...], excluded_tags: tuple[str, ...], since: date | None, until: date | None
+) -> tuple[list[str], list]:
+    clauses: list[str] = []
+    params: list = []
+    for tag in tags:
+        clauses.append("p.id IN (SELECT paper_id FROM paper_tags WHERE tag = ?)")
+        params.append(tag)
+    if excluded_tags:
+        marks = ",".join("?" * len(excluded_tags))
+        clauses.append(f"p.id NOT IN (SELECT paper_id FROM paper_tags WHERE tag IN ({marks}))")
+        params.extend(excluded_tags)
+    if since:
+        clauses.append("p.sort_date >= ?")
+        params.append(since.isoformat())
+    if until:
+        clauses.append("p.sort_date <= ?")
+        params.append(until.isoformat())
+    return clauses, params
+
+
+async def _top_by_rank(db: Database, fts: str, limit: int, offset: int) -> list:
+    # Pick the top k inside FTS5 first, then look the rows up: a join would read every
+    # matching row before sorting (DESIGN.md, "Search facts").
+    return await db.fetchall(
+        "SELECT p.*, top.rank AS rank FROM ("
+        "  SELECT rowid, rank FROM papers_fts WHERE papers_fts MATCH ?"
+        "  ORDER BY rank LIMIT ? OFFSET ?"
+        ") AS top JOIN papers p ON p.id = top.rowid ORDER BY top.rank",
+        (fts, limit, offset),
+    )
+
+
+_ORDER = {
+    "relevance": "f.rank",
+    "date": "p.sort_date DESC, f.rank",
+    "upvotes": "coalesce(p.upvotes, 0) DESC, f.rank",
+}
+
+
+async def _filtered_by_rank(
+    db: Database, fts: str, filters: list[str], params: list, sort: str, limit: int, offset: int
+) -> list:
+    where = " AND ".join(["papers_fts MATCH ?", *filters])
+    return await db.fetchall(
+        f"SELECT p.*, f.rank AS rank FROM papers_fts f JOIN papers p ON p.id = f.rowid "
+        f"WHERE {where} ORDER BY {_ORDER[sort]} LIMIT ? OFFSET ?",
+        (fts, *params, limit, offset),
+    )
+
+
+async def _without_text(
+    db: Database, query: Query, filters: list[str], params: list, sort: str, limit: int, offset: int
+) -> list:
+    """Filters and exclusions only: newest (or most upvoted) first."""
+    clauses = list(filters)
+    excluded = query.excluded_fts()
+    if excluded:
+        clauses.append("p.id NOT IN (SELECT rowid FROM papers_fts WHERE papers_fts MATCH ?)")
+        params = [*params, excluded]
+    if not clauses:
+        return []  # an empty query lists nothing rather than the whole store
+    order = (
+        "coalesce(p.upvotes, 0) DESC, p.sort_date DESC"
+        if sort == "upvotes"
+        else ("p.sort_date DESC, coalesce(p.upvotes, 0) DESC")
+    )
+    return await db.fetchall(
+        f"SELECT p.*, 0.0 AS rank FROM papers p WHERE {' AND '.join(clauses)} "
+        f"ORDER BY {order}, p.id DESC LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
