@@ -1,0 +1,534 @@
+"""The classification vocabulary and a deterministic, non-LLM classifier.
+
+The 53 labels are the Hugging Face task taxonomy as used by the daily-ai-papers digests
+(timlrx/daily-ai-papers, ``scripts/schemas.py``: ``ClassificationChoices``), in the same order:
+each group label (``Multimodal``, ``Computer Vision``, ...) followed by its tasks.
+
+:func:`classify` scores labels from three evidence tables, all below:
+
+* :data:`CATEGORY_LABELS` / :data:`ARCHIVE_LABELS`: arXiv categories (the primary counts most);
+* :data:`KEYWORD_RULES`: phrases in title (x3), HF keywords (x2), abstract (x1, 3 hits max);
+* the group of each matched task (:data:`TAXONOMY`, plus ``Multimodal`` for text<->vision tasks).
+
+It returns at most 3 task labels (highest score first) followed by group labels, 4 labels at most.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+# Group label -> its task labels, in the order of the Hugging Face task taxonomy.
+TAXONOMY: dict[str, tuple[str, ...]] = {
+    "Multimodal": (
+        "Image-Text-to-Text",
+        "Visual Question Answering",
+        "Document Question Answering",
+        "Video-Text-to-Text",
+        "Any-to-Any",
+    ),
+    "Computer Vision": (
+        "Depth Estimation",
+        "Image Classification",
+        "Object Detection",
+        "Image Segmentation",
+        "Text-to-Image",
+        "Image-to-Text",
+        "Image-to-Image",
+        "Image-to-Video",
+        "Unconditional Image Generation",
+        "Video Classification",
+        "Text-to-Video",
+        "Zero-Shot Image Classification",
+        "Mask Generation",
+        "Zero-Shot Object Detection",
+        "Text-to-3D",
+        "Image-to-3D",
+        "Image Feature Extraction",
+        "Keypoint Detection",
+    ),
+    "Natural Language Processing": (
+        "Text Classification",
+        "Token Classification",
+        "Table Question Answering",
+        "Question Answering",
+        "Zero-Shot Classification",
+        "Translation",
+        "Summarization",
+        "Feature Extraction",
+        "Text Generation",
+        "Text2Text Generation",
+        "Fill-Mask",
+        "Sentence Similarity",
+    ),
+    "Audio": (
+        "Text-to-Speech",
+        "Text-to-Audio",
+        "Automatic Speech Recognition",
+        "Audio-to-Audio",
+        "Audio Classification",
+        "Voice Activity Detection",
+    ),
+    "Tabular": ("Tabular Classification", "Tabular Regression", "Time Series Forecasting"),
+    "Reinforcement Learning": ("Robotics",),
+    "Other": ("Graph Machine Learning",),
+}
+
+LABELS: tuple[str, ...] = tuple(
+    label for group, tasks in TAXONOMY.items() for label in (group, *tasks)
+)
+GROUPS: tuple[str, ...] = tuple(TAXONOMY)
+
+# Tasks that bridge text and vision: the digests file them under Multimodal as well.
+CROSS_MODAL: frozenset[str] = frozenset(
+    {"Text-to-Image", "Image-to-Text", "Text-to-Video", "Text-to-3D"}
+)
+# Groups too broad to add just because one of their tasks matched (a robot is not RL).
+_NOT_IMPLIED: frozenset[str] = frozenset({"Reinforcement Learning", "Other"})
+
+# Other spellings people (and LLMs) use for a label; keys are compared via _key().
+ALIASES: dict[str, str] = {
+    "nlp": "Natural Language Processing",
+    "cv": "Computer Vision",
+    "vision": "Computer Vision",
+    "multi-modal": "Multimodal",
+    "vision-language": "Multimodal",
+    "speech": "Audio",
+    "rl": "Reinforcement Learning",
+    "others": "Other",
+    "qa": "Question Answering",
+    "vqa": "Visual Question Answering",
+    "asr": "Automatic Speech Recognition",
+    "speech recognition": "Automatic Speech Recognition",
+    "tts": "Text-to-Speech",
+    "speech synthesis": "Text-to-Speech",
+    "text-to-text generation": "Text2Text Generation",
+    "text-to-text": "Text2Text Generation",
+    "image captioning": "Image-to-Text",
+    "semantic segmentation": "Image Segmentation",
+    "time series": "Time Series Forecasting",
+    "graph ml": "Graph Machine Learning",
+    "graph neural networks": "Graph Machine Learning",
+    "vlm": "Image-Text-to-Text",
+    "video generation": "Text-to-Video",
+    "image generation": "Text-to-Image",
+}
+
+# arXiv category -> labels it implies (checked before ARCHIVE_LABELS).
+CATEGORY_LABELS: dict[str, tuple[str, ...]] = {
+    "cs.CL": ("Natural Language Processing",),
+    "cs.CV": ("Computer Vision",),
+    "eess.IV": ("Computer Vision",),
+    "cs.GR": ("Computer Vision",),
+    "cs.MM": ("Multimodal",),
+    "cs.SD": ("Audio",),
+    "eess.AS": ("Audio",),
+    "cs.RO": ("Robotics",),
+    "cs.SI": ("Graph Machine Learning",),
+    "cs.DB": ("Tabular",),
+    "q-fin.ST": ("Time Series Forecasting",),
+    "q-fin.TR": ("Time Series Forecasting",),
+    "q-fin.PM": ("Time Series Forecasting",),
+    "econ.EM": ("Time Series Forecasting",),
+    # General machine learning says nothing about the task: keywords decide.
+    "cs.LG": (),
+    "cs.AI": (),
+    "stat.ML": (),
+    "cs.NE": (),
+    "cs.IR": (),
+    "cs.MA": (),
+}
+# arXiv archive (the part before the dot) -> labels, for categories not listed above.
+ARCHIVE_LABELS: dict[str, tuple[str, ...]] = {
+    archive: ("Other",)
+    for archive in (
+        "astro-ph", "cond-mat", "econ", "gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th",
+        "math", "math-ph", "nlin", "nucl-ex", "nucl-th", "physics", "q-bio", "q-fin",
+        "quant-ph", "stat",
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Regular expressions for one label, matched as whole words.
+
+    Case-insensitive, except acronyms written in capitals (``VQA``, ``LLMs?``), which must match
+    exactly so that "rag" or "ner" in running text do not count.
+    """
+
+    label: str
+    patterns: tuple[str, ...]
+    weight: float = 1.0  # below 1, one mention in the abstract alone is not enough
+
+
+def _rule(label: str, *patterns: str, weight: float = 1.0) -> Rule:
+    return Rule(label, patterns, weight)
+
+
+# Label <- phrases. Order breaks ties: more specific rules come first.
+KEYWORD_RULES: tuple[Rule, ...] = (
+    # Multimodal
+    _rule("Visual Question Answering", r"visual question answering", r"VQA"),
+    _rule(
+        "Document Question Answering",
+        r"document (?:question answering|QA|understanding)",
+        r"DocVQA",
+        r"chart (?:understanding|question answering|QA)",
+    ),
+    _rule(
+        "Video-Text-to-Text",
+        r"video (?:question answering|QA|understanding|captioning)",
+        r"video[- ](?:LLM|large language model|language model)s?",
+    ),
+    _rule(
+        "Any-to-Any",
+        r"any[- ]to[- ]any",
+        r"omni[- ]?modal\w*",
+        r"unified (?:multimodal )?(?:understanding and generation)",
+    ),
+    _rule(
+        "Image-Text-to-Text",
+        r"(?:large )?vision[- ]language models?",
+        r"L?VLMs?",
+        r"multimodal large language models?",
+        r"MLLMs?",
+        r"visual instruction tuning",
+    ),
+    # Computer vision
+    _rule(
+        "Text-to-Video",
+        r"text[- ]to[- ]video",
+        r"video generation",
+        r"video diffusion",
+        r"video synthesis",
+        r"generat\w* (?:long |realistic |high-quality )?videos?",
+    ),
+    _rule("Image-to-Video", r"image[- ]to[- ]video", r"image animation"),
+    _rule("Text-to-3D", r"text[- ]to[- ]3D", r"3D (?:generation|asset|content creation)"),
+    _rule(
+        "Image-to-3D",
+        r"image[- ]to[- ]3D",
+        r"3D reconstruction",
+        r"novel view synthesis",
+        r"gaussian splatting",
+        r"NeRFs?",
+        r"neural radiance fields?",
+    ),
+    _rule("Text-to-Image", r"text[- ]to[- ]image", r"image generation", r"image synthesis"),
+    _rule(
+        "Image-to-Image",
+        r"image[- ]to[- ]image",
+        r"image editing",
+        r"super[- ]resolution",
+        r"inpainting",
+        r"style transfer",
+        r"image restoration",
+    ),
+    _rule("Unconditional Image Generation", r"unconditional (?:image )?generation"),
+    _rule(
+        "Image-to-Text",
+        r"image[- ]to[- ]text",
+        r"image caption\w*",
+        r"captioning",
+        r"OCR",
+        r"optical character recognition",
+    ),
+    _rule(
+        "Zero-Shot Object Detection",
+        r"open[- ]vocabulary (?:object )?detection",
+        r"zero[- ]shot (?:object )?detection",
+    ),
+    _rule("Object Detection", r"object detection", r"object detectors?", r"bounding box(?:es)?"),
+    _rule("Mask Generation", r"segment anything", r"mask generation"),
+    _rule("Image Segmentation", r"(?:semantic |instance |panoptic |image )?segmentation"),
+    _rule("Depth Estimation", r"depth estimation", r"monocular depth"),
+    _rule("Keypoint Detection", r"keypoints?(?: detection)?", r"pose estimation"),
+    _rule("Zero-Shot Image Classification", r"zero[- ]shot image classification"),
+    _rule("Image Classification", r"image classification"),
+    _rule("Image Classification", r"ImageNet", weight=0.5),
+    _rule("Video Classification", r"video classification", r"action recognition"),
+    _rule(
+        "Image Feature Extraction",
+        r"visual (?:representation|feature|encoder)s?",
+        r"image (?:embedding|representation|feature)s?",
+        r"vision (?:encoder|backbone)s?",
+    ),
+    # Natural language processing
+    _rule("Table Question Answering", r"table (?:question answering|QA|understanding|reasoning)"),
+    _rule(
+        "Question Answering",
+        r"question[- ]answering",
+        r"QA",
+        r"(?:mathematical|math|multi-hop|commonsense|medical|scientific) reasoning",
+        r"retrieval[- ]augmented generation",
+        r"RAG",
+    ),
+    _rule("Question Answering", r"reasoning", weight=0.5),
+    _rule("Zero-Shot Classification", r"zero[- ]shot (?:text )?classification"),
+    _rule(
+        "Text Classification",
+        r"text classification",
+        r"sentiment analysis",
+        r"hate speech",
+        r"(?:fake news|misinformation|toxicity|stance) detection",
+    ),
+    _rule(
+        "Token Classification",
+        r"named entity recognition",
+        r"NER",
+        r"part[- ]of[- ]speech tagging",
+        r"token classification",
+        r"sequence labell?ing",
+    ),
+    _rule("Translation", r"machine translation", r"(?:speech|text) translation"),
+    _rule("Summarization", r"summari[sz]ation", r"summari[sz]ing"),
+    _rule("Sentence Similarity", r"sentence similarity", r"semantic (?:textual )?similarity"),
+    _rule(
+        "Feature Extraction",
+        r"sentence embeddings?",
+        r"(?:text )?embedding models?",
+        r"(?:dense|sparse|neural|passage|document|multi-vector) retrieval",
+        r"retrievers?",
+    ),
+    _rule(
+        "Text2Text Generation",
+        r"text[- ]to[- ]text",
+        r"text[- ]to[- ]SQL",
+        r"paraphras\w+",
+        r"grammatical error correction",
+    ),
+    _rule("Fill-Mask", r"fill[- ]mask", r"masked language model\w*"),
+    _rule(
+        "Text Generation",
+        r"text generation",
+        r"code generation",
+        r"story generation",
+        r"instruction[- ]tun\w+",
+        r"language modell?ing",
+    ),
+    _rule("Text Generation", r"(?:large )?language models?", r"LLMs?", weight=0.5),
+    # Audio
+    _rule(
+        "Text-to-Speech",
+        r"text[- ]to[- ]speech",
+        r"TTS",
+        r"speech synthesis",
+        r"voice cloning",
+        r"speech generation",
+    ),
+    _rule("Automatic Speech Recognition", r"speech recognition", r"ASR", r"speech[- ]to[- ]text"),
+    _rule("Text-to-Audio", r"text[- ]to[- ](?:audio|music)", r"(?:audio|music|sound) generation"),
+    _rule(
+        "Audio-to-Audio",
+        r"audio[- ]to[- ]audio",
+        r"speech enhancement",
+        r"voice conversion",
+        r"(?:audio |speech )?source separation",
+        r"speech[- ]to[- ]speech",
+    ),
+    _rule("Voice Activity Detection", r"voice activity detection", r"VAD"),
+    _rule(
+        "Audio Classification",
+        r"audio classification",
+        r"sound event detection",
+        r"speaker (?:verification|identification|recognition)",
+        r"audio tagging",
+    ),
+    # Tabular, RL, other
+    _rule("Time Series Forecasting", r"time[- ]series", r"forecasting"),
+    _rule("Tabular Regression", r"tabular regression"),
+    _rule("Tabular Classification", r"tabular (?:data )?classification", r"tabular data"),
+    _rule(
+        "Reinforcement Learning",
+        r"reinforcement learning",
+        r"RL(?:HF|VR)?",
+        r"GRPO",
+        r"PPO",
+        r"policy optimi[sz]ation",
+        r"reward models?",
+    ),
+    _rule(
+        "Robotics",
+        r"robots?",
+        r"robotic\w*",
+        r"embodied",
+        r"locomotion",
+        r"vision[- ]language[- ]action",
+        r"VLAs?",
+        r"autonomous driving",
+    ),
+    _rule(
+        "Graph Machine Learning",
+        r"graph neural networks?",
+        r"GNNs?",
+        r"knowledge graphs?",
+        r"graph (?:learning|representation|transformer)s?",
+        r"node classification",
+        r"link prediction",
+    ),
+    # Groups named outright
+    _rule(
+        "Multimodal",
+        r"multi[- ]?modal(?:ity|ities)?",
+        r"vision[- ]language",
+        r"audio[- ]visual",
+        r"cross[- ]modal",
+    ),
+    _rule("Audio", r"audio", r"speech", r"music", r"voice", r"spoken", weight=0.5),
+    _rule("Computer Vision", r"images?", r"videos?", r"visual", r"vision", weight=0.5),
+    _rule(
+        "Natural Language Processing",
+        r"natural language",
+        r"(?:large )?language models?",
+        r"LLMs?",
+        weight=0.5,
+    ),
+)
+
+MAX_LABELS = 4
+MAX_TASKS = 3
+_TITLE_WEIGHT = 3.0
+_KEYWORDS_WEIGHT = 2.0
+_ABSTRACT_MAX_HITS = 3
+_PRIMARY_CATEGORY_WEIGHT = 3.0
+_CATEGORY_WEIGHT = 1.0
+_IMPLIED_GROUP_FACTOR = 0.5
+_THRESHOLD = 1.0
+
+
+def _key(text: str) -> str:
+    """Compare labels ignoring case, spaces, hyphens and underscores."""
+    return re.sub(r"[\s_\-]+", "", text).casefold()
+
+
+_BY_KEY: dict[str, str] = {_key(label): label for label in LABELS}
+_BY_KEY.update({_key(alias): label for alias, label in ALIASES.items()})
+_GROUP_OF: dict[str, str] = {task: group for group, tasks in TAXONOMY.items() for task in tasks}
+_ORDER: dict[str, int] = {label: index for index, label in enumerate(LABELS)}
+
+
+def normalize_label(text: str) -> str | None:
+    """Return the vocabulary label ``text`` names (case/spacing-insensitive, some aliases)."""
+    return _BY_KEY.get(_key(text.strip().strip("'\"")))
+
+
+def group_of(label: str) -> str | None:
+    """The taxonomy group of a task label (None for a group label or an unknown one)."""
+    return _GROUP_OF.get(label)
+
+
+def label_family(label: str) -> tuple[str, ...]:
+    """The label with the groups it belongs to, for filter matching (Text-to-Image -> CV, MM)."""
+    family = [label]
+    group = group_of(label)
+    if group is not None:
+        family.append(group)
+    if label in CROSS_MODAL:
+        family.append("Multimodal")
+    return tuple(family)
+
+
+def _is_acronym(pattern: str) -> bool:
+    letters = re.sub(r"[()?:|]", "", pattern.replace("s?", ""))
+    return letters.isalnum() and letters.isupper()
+
+
+def _compile(rule: Rule) -> re.Pattern[str]:
+    # Acronyms (VQA, LLMs) must match in capitals, so "rag" or "ner" in prose don't count.
+    parts = (p if _is_acronym(p) else f"(?i:{p})" for p in rule.patterns)
+    return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})(?!\w)")
+
+
+_RULE_PATTERNS: dict[Rule, re.Pattern[str]] = {rule: _compile(rule) for rule in KEYWORD_RULES}
+
+
+def _hits(rule: Rule, text: str) -> int:
+    return len(_RULE_PATTERNS[rule].findall(text)) if text else 0
+
+
+def _rule_score(rule: Rule, title: str, abstract: str, keywords: str) -> float:
+    score = _TITLE_WEIGHT * min(_hits(rule, title), 1)
+    score += _KEYWORDS_WEIGHT * min(_hits(rule, keywords), 1)
+    score += min(_hits(rule, abstract), _ABSTRACT_MAX_HITS)
+    return score * rule.weight
+
+
+def _category_labels(category: str) -> tuple[str, ...]:
+    if category in CATEGORY_LABELS:
+        return CATEGORY_LABELS[category]
+    return ARCHIVE_LABELS.get(category.split(".", 1)[0], ())
+
+
+def _category_scores(categories: Sequence[str]) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    for index, category in enumerate(categories):
+        weight = _PRIMARY_CATEGORY_WEIGHT if index == 0 else _CATEGORY_WEIGHT
+        for label in _category_labels(category.strip()):
+            scores[label] = scores.get(label, 0.0) + weight
+    return scores
+
+
+def _implied_groups(task: str) -> tuple[str, ...]:
+    return tuple(group for group in label_family(task)[1:] if group not in _NOT_IMPLIED)
+
+
+def _evidence(
+    title: str, abstract: str, categories: Sequence[str], keywords: Sequence[str]
+) -> tuple[dict[str, float], set[str]]:
+    """Scores per label, and the labels backed by a category or a full-weight rule."""
+    keyword_text = " ; ".join(keywords)
+    scores = _category_scores(categories)
+    strong = set(scores)
+    for rule in KEYWORD_RULES:
+        score = _rule_score(rule, title, abstract, keyword_text)
+        if score:
+            scores[rule.label] = scores.get(rule.label, 0.0) + score
+            if rule.weight >= 1.0:
+                strong.add(rule.label)
+    for label, score in list(scores.items()):
+        if label in GROUPS or score < _THRESHOLD:
+            continue
+        for group in _implied_groups(label):
+            scores[group] = scores.get(group, 0.0) + _IMPLIED_GROUP_FACTOR * score
+    return scores, strong
+
+
+def score_labels(
+    title: str, abstract: str, categories: Sequence[str], keywords: Iterable[str] = ()
+) -> dict[str, float]:
+    """Score every label with any evidence (see the module docstring)."""
+    return _evidence(title, abstract, categories, tuple(keywords))[0]
+
+
+def _ranked(scores: dict[str, float], labels: Iterable[str]) -> list[str]:
+    kept = [label for label in labels if scores.get(label, 0.0) >= _THRESHOLD]
+    return sorted(kept, key=lambda label: (-scores[label], _ORDER[label]))
+
+
+def _pick_tasks(scores: dict[str, float], strong: set[str]) -> list[str]:
+    """Tasks with strong evidence; a weak-only task (say, "uses an LLM") only when none has."""
+    ranked = _ranked(scores, (label for label in scores if label not in GROUPS))
+    picked = [label for label in ranked if label in strong]
+    return picked[:MAX_TASKS] if picked else ranked[:1]
+
+
+def classify(
+    title: str, abstract: str, categories: Sequence[str], keywords: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """Labels for a paper: up to 3 tasks (most specific first), then groups; 4 at most.
+
+    Returns ``("Other",)`` when there is some input but no evidence, ``()`` for no input.
+    """
+    keywords = tuple(keywords)
+    scores, strong = _evidence(title, abstract, categories, keywords)
+    groups = _ranked(scores, (label for label in scores if label in GROUPS))
+    labels = _pick_tasks(scores, strong) + groups
+    if len(labels) > 1 and "Other" in labels:  # "Other" only when nothing else fits
+        labels.remove("Other")
+    labels = labels[:MAX_LABELS]
+    if labels:
+        return tuple(labels)
+    has_input = title.strip() or abstract.strip() or categories or keywords
+    return ("Other",) if has_input else ()

@@ -1,0 +1,92 @@
+"""Summary bullets and tags without an LLM: sentence splitting and the keyword classifier."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from bot.classify import classify
+from bot.models import Paper, SummarySource
+from bot.text import one_line, truncate
+
+MAX_BULLET_CHARS = 300
+ABSTRACT_BULLETS = 4
+
+# Words that end with a period but do not end a sentence (compared lowercased, without the dot).
+ABBREVIATIONS: frozenset[str] = frozenset(
+    {
+        "al", "approx", "cf", "e.g", "eg", "eq", "eqs", "etc", "fig", "figs", "i.e", "ie",
+        "incl", "no", "nos", "resp", "sec", "secs", "sect", "tab", "viz", "vs", "w.r.t",
+        "dr", "mr", "mrs", "ms", "prof", "st", "jr", "ref", "refs", "ch", "app", "def",
+        "thm", "lemma", "prop", "vol", "pp", "ed", "eds", "u.s", "u.k", "e.u", "a.k.a",
+    }
+)  # fmt: skip
+
+# A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace, then
+# something that can start a sentence (a capital, a digit, an opening quote/bracket, LaTeX).
+_BOUNDARY_RE = re.compile(r"(?P<end>[.!?])[\"'”’)\]]*(?P<space>\s+)(?=[A-Z0-9\"'“‘(\[$\\])")
+_LAST_WORD_RE = re.compile(r"(\S+)\.[\"'”’)\]]*$")
+_AVAILABILITY_RE = re.compile(
+    r"^(?:our |the |all )?(?:code|data|dataset|models?|project page|source code|demo|"
+    r"weights|implementation|resources)\b.{0,80}\b(?:available|released|open[- ]sourced?|"
+    r"publicly|can be found|at https?://)",
+    re.IGNORECASE,
+)
+
+
+def _ends_with_abbreviation(chunk: str) -> bool:
+    match = _LAST_WORD_RE.search(chunk)
+    if match is None:
+        return False
+    word = match.group(1).lstrip("(\"'“‘[").lower()
+    # A single capital is an initial ("J. Smith"); "e.g", "U.S" and the like are listed.
+    return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences, keeping "e.g.", "et al.", "Fig. 2", "3.5", initials intact."""
+    text = one_line(text)
+    if not text:
+        return []
+    sentences: list[str] = []
+    start = 0
+    for boundary in _BOUNDARY_RE.finditer(text):
+        chunk = text[start : boundary.start("space")]
+        if boundary.group("end") == "." and _ends_with_abbreviation(chunk):
+            continue
+        sentences.append(chunk.strip())
+        start = boundary.end()
+    sentences.append(text[start:].strip())
+    return [sentence for sentence in sentences if sentence]
+
+
+def bullets_from_text(
+    text: str, max_bullets: int = 5, max_chars: int = MAX_BULLET_CHARS
+) -> tuple[str, ...]:
+    """The leading sentences of ``text`` as bullets, each cut to ``max_chars`` at a word."""
+    if max_bullets <= 0:
+        return ()
+    sentences = split_sentences(text)
+    informative = [s for s in sentences if not _AVAILABILITY_RE.match(s)] or sentences
+    return tuple(truncate(s, max_chars) for s in informative[:max_bullets])
+
+
+def fallback_bullets(paper: Paper) -> tuple[str, ...]:
+    """Bullets from a summary source (HF ai_summary or richer) if any, else the abstract's lead."""
+    if paper.bullets and paper.bullets_source >= SummarySource.HF:
+        return paper.bullets
+    return bullets_from_text(paper.abstract, max_bullets=ABSTRACT_BULLETS) or paper.bullets
+
+
+def with_derived_fields(paper: Paper) -> Paper:
+    """Fill missing bullets and tags from the abstract; existing ones are never replaced."""
+    changes: dict[str, object] = {}
+    if not paper.bullets:
+        bullets = bullets_from_text(paper.abstract, max_bullets=ABSTRACT_BULLETS)
+        if bullets:
+            changes.update(bullets=bullets, bullets_source=SummarySource.ABSTRACT)
+    if not paper.tags:
+        tags = classify(paper.title, paper.abstract, paper.categories, paper.keywords)
+        if tags:
+            changes.update(tags=tags, tags_source=SummarySource.ABSTRACT)
+    return replace(paper, **changes) if changes else paper
