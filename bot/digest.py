@@ -34,11 +34,14 @@ def _tag_keys(paper: Paper) -> set[str]:
 
 @lru_cache(maxsize=256)
 def _phrase_re(phrase: str) -> re.Pattern[str] | None:
-    """A case-insensitive whole-word pattern for a keyword or phrase (any whitespace between)."""
+    """A case-insensitive whole-word pattern for a keyword or phrase (any whitespace between).
+
+    Each word also matches its plural ("reward model" finds "reward models").
+    """
     words = phrase.split()
     if not words:
         return None
-    body = r"\s+".join(re.escape(word) for word in words)
+    body = r"\s+".join(re.escape(word) + r"(?:e?s)?" for word in words)
     return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
 
 

@@ -1,0 +1,220 @@
+"""The data commands: fetch, import, export, digest, search, db."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import aiohttp
+from tqdm import tqdm
+
+from bot.config import Config, FeedConfig
+from bot.db.connection import migrate
+from bot.db.database import Database, connect
+from bot.db.papers import iter_all_entries, listed_days, papers_for_day, store_stats, tag_counts
+from bot.digest import select_for_channel
+from bot.errors import InputError, PaperbotError
+from bot.feeds import feed_filters
+from bot.fetch import Fetcher
+from bot.ingest import ingest
+from bot.models import Entry
+from bot.render import digest_messages, render_text
+from bot.search import search
+from bot.sources.detect import load_file
+from bot.sources.http import USER_AGENT
+from bot.sources.jsonl import dump_jsonl
+from bot.sources.markdown import render_markdown
+
+
+def _days(args: argparse.Namespace) -> list[date]:
+    if args.date:
+        return [args.date]
+    until = args.until or datetime.now(UTC).date()
+    if args.since > until:
+        raise InputError(f"--since {args.since} is after --until {until}")
+    return [args.since + timedelta(days=n) for n in range((until - args.since).days + 1)]
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        with open(path, "w", encoding="utf-8", newline="\n") as handle:
+            yield handle
+    except OSError as exc:
+        raise PaperbotError(f"cannot write {path}: {exc}") from exc
+
+
+async def fetch_command(args: argparse.Namespace, config: Config) -> int:
+    days = _days(args)
+    failures = 0
+    async with (
+        connect(config.database.path) as db,
+        aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session,
+    ):
+        fetcher = Fetcher(session, config)
+        progress = tqdm(days, desc=f"fetch {args.source}", unit="day", disable=len(days) < 2)
+        for day in progress:
+            try:
+                entries = await fetcher.fetch_day(args.source, day)
+            except PaperbotError as exc:
+                failures += 1
+                tqdm.write(f"paperbot: {day}: {exc}", file=sys.stderr)
+                continue
+            result = await ingest(db, entries)
+            tqdm.write(
+                f"{day} {args.source}: {len(entries)} papers "
+                f"({result.new} new, {result.updated} updated)"
+            )
+    if failures:
+        raise PaperbotError(f"{failures} of {len(days)} days could not be fetched (see above)")
+    return 0
+
+
+async def import_command(args: argparse.Namespace, config: Config) -> int:
+    # Parse every file first: a bad file aborts before anything is stored.
+    batches: list[tuple[str, list[Entry]]] = [(name, load_file(Path(name))) for name in args.files]
+    async with connect(config.database.path) as db:
+        for name, entries in batches:
+            result = await ingest(db, entries)
+            days = sorted({e.listing.day for e in entries if e.listing is not None})
+            span = f", {len(days)} days ({days[0]}..{days[-1]})" if days else ""
+            print(
+                f"{name}: {len(entries)} records, {result.new} new papers, "
+                f"{result.updated} updated{span}"
+            )
+    return 0
+
+
+async def export_command(args: argparse.Namespace, config: Config) -> int:
+    since = args.date or args.since
+    until = args.date or args.until
+    async with connect(config.database.path) as db:
+        with _output(args.output) as out:
+            if args.format == "jsonl":
+                async for paper, listings in iter_all_entries(db, since, until):
+                    out.write(dump_jsonl(paper, listings) + "\n")
+            else:
+                days = []
+                for day in await listed_days(db, since, until):
+                    listed = await papers_for_day(db, day)
+                    days.append((day, [item.paper for item in listed]))
+                out.write(render_markdown(days))
+    return 0
+
+
+def _find_feed(config: Config, wanted: str | None) -> FeedConfig | None:
+    if wanted is None:
+        return None
+    for feed in config.feeds:
+        if wanted in (feed.name, str(feed.channel_id)):
+            return feed
+    names = ", ".join(feed.name or str(feed.channel_id) for feed in config.feeds) or "none"
+    raise InputError(f"no configured feed named {wanted!r} (configured: {names})")
+
+
+async def digest_command(args: argparse.Namespace, config: Config) -> int:
+    feed = _find_feed(config, args.feed)
+    sources = tuple(feed.sources) if feed else None
+    filters = feed_filters(feed, config) if feed else feed_filters(None, config)
+    async with connect(config.database.path) as db:
+        listed = await papers_for_day(db, args.date, sources)
+    papers = select_for_channel([item.paper for item in listed], filters)
+    if args.format == "markdown":
+        sys.stdout.write(render_markdown([(args.date, papers)]))
+    elif args.format == "text":
+        sys.stdout.write(render_text(args.date, papers))
+    else:
+        layout = feed.layout if feed else "compact"
+        messages = digest_messages(args.date, papers, layout=layout)
+        sys.stdout.write(json.dumps(messages, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+async def search_command(args: argparse.Namespace, config: Config) -> int:
+    async with connect(config.database.path) as db:
+        if args.list_tags:
+            for tag, count in await tag_counts(db):
+                print(f"{count:7d}  {tag}")
+            return 0
+        result = await search(
+            db,
+            " ".join(args.query),
+            tags=tuple(args.tag),
+            authors=tuple(args.author),
+            since=args.since,
+            until=args.until,
+            sort=args.sort,
+            limit=args.limit,
+        )
+    if args.json:
+        for hit in result.hits:
+            paper = hit.paper
+            record = {
+                "id": paper.arxiv_id,
+                "title": paper.title,
+                "score": round(hit.score, 4),
+                "authors": list(paper.authors),
+                "date": paper.published.isoformat() if paper.published else None,
+                "tags": list(paper.tags),
+                "upvotes": paper.upvotes,
+                "url": paper.url,
+            }
+            print(json.dumps(record, ensure_ascii=False))
+        return 0
+    if not result.hits:
+        print("no papers match; try fewer words, or `paperbot search --list-tags`")
+        return 0
+    for number, hit in enumerate(result.hits, start=1):
+        paper = hit.paper
+        when = paper.published.isoformat() if paper.published else "----------"
+        print(f"{number:2d}. [{paper.arxiv_id}] {paper.title}")
+        authors = ", ".join(paper.authors[:4]) + (" et al." if len(paper.authors) > 4 else "")
+        print(f"    {when}  score {hit.score:.2f}  {authors}")
+    if result.has_more:
+        print(f"(more results: raise --limit above {args.limit})")
+    return 0
+
+
+async def db_command(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "migrate":
+        async with connect(config.database.path) as db:
+            applied = await migrate(db.conn)  # connect() already migrated; this reports it
+        print(f"{config.database.path}: schema up to date" + (f" ({applied})" if applied else ""))
+        return 0
+    if args.action == "stats":
+        async with connect(config.database.path) as db:
+            stats = await store_stats(db)
+        for name, value in stats.items():
+            print(f"{name}: {value}")
+        return 0
+    if not args.target:
+        raise InputError("db backup needs a destination file: paperbot db backup FILE")
+    async with connect(config.database.path) as db:
+        await _backup(db, Path(args.target))
+    print(f"backed up {config.database.path} to {args.target}")
+    return 0
+
+
+async def _backup(db: Database, target: Path) -> None:
+    """A consistent online copy (``VACUUM INTO``), safe while the bot is running."""
+    if target.exists():
+        raise InputError(f"{target} already exists; choose a new file name")
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        await db.conn.execute("VACUUM INTO ?", (str(partial),))
+        shutil.move(partial, target)
+    except (OSError, sqlite3.Error) as exc:
+        partial.unlink(missing_ok=True)
+        raise PaperbotError(f"backup to {target} failed: {exc}") from exc

@@ -1,0 +1,89 @@
+"""Argument parsing for every ``paperbot`` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime, timedelta
+
+from bot.search import SORTS
+
+
+def parse_day(text: str) -> date:
+    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (UTC)."""
+    today = datetime.now(UTC).date()
+    aliases = {"today": today, "yesterday": today - timedelta(days=1)}
+    if text.lower() in aliases:
+        return aliases[text.lower()]
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date as YYYY-MM-DD (or today/yesterday), got {text!r}"
+        ) from None
+
+
+def _date_range(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--date", type=parse_day, help="one day (YYYY-MM-DD, today, yesterday)")
+    group.add_argument("--since", type=parse_day, help="first day of a range (inclusive)")
+    parser.add_argument(
+        "--until", type=parse_day, help="last day of a --since range (default: today)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bot.cli import commands, run
+
+    parser = argparse.ArgumentParser(
+        prog="paperbot",
+        description="Daily research papers for Discord: fetch, store, search and post digests.",
+    )
+    parser.add_argument("--config", help="config file (default: ./config.toml if present)")
+    parser.add_argument("--db", help="database file (overrides database.path)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
+    p.add_argument("--sync", action="store_true", help="sync slash commands with Discord on start")
+    p.set_defaults(handler=run.run_command)
+
+    p = sub.add_parser("fetch", help="fetch a day's (or a range of days') papers into the store")
+    _date_range(p, required=True)
+    p.add_argument("--source", choices=("hf", "arxiv"), default="hf", help="default: hf")
+    p.set_defaults(handler=commands.fetch_command)
+
+    p = sub.add_parser(
+        "import", help="import files: HF daily JSON, markdown digests, arXiv Atom, JSON Lines"
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(handler=commands.import_command)
+
+    p = sub.add_parser("export", help="export stored papers as a markdown digest or JSON Lines")
+    _date_range(p, required=False)
+    p.add_argument("--format", choices=("markdown", "jsonl"), default="markdown")
+    p.add_argument("--output", "-o", help="write to this file instead of standard output")
+    p.set_defaults(handler=commands.export_command)
+
+    p = sub.add_parser("digest", help="print exactly what would be posted for a day")
+    p.add_argument("--date", type=parse_day, required=True)
+    p.add_argument("--format", choices=("markdown", "text", "discord-json"), default="text")
+    p.add_argument("--feed", help="use this configured feed's filters (its name or channel id)")
+    p.set_defaults(handler=commands.digest_command)
+
+    p = sub.add_parser("search", help="full-text search over every stored paper")
+    p.add_argument("query", nargs="*", help='words, "phrases", -exclusions, OR, tag:, author:')
+    p.add_argument("--tag", action="append", default=[], help="only papers with this tag")
+    p.add_argument("--author", action="append", default=[], help="only papers by this author")
+    p.add_argument("--since", type=parse_day)
+    p.add_argument("--until", type=parse_day)
+    p.add_argument("--sort", choices=SORTS, default="relevance")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--json", action="store_true", help="one JSON object per hit")
+    p.add_argument("--list-tags", action="store_true", help="list known tags with paper counts")
+    p.set_defaults(handler=commands.search_command)
+
+    p = sub.add_parser("db", help="database maintenance")
+    p.add_argument("action", choices=("migrate", "stats", "backup"))
+    p.add_argument("target", nargs="?", help="backup: destination file")
+    p.set_defaults(handler=commands.db_command)
+    return parser

@@ -1,0 +1,63 @@
+"""``paperbot run``: connect to Discord and post digests until stopped (SIGINT/SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+import aiohttp
+import discord
+
+from bot.client import PaperBot
+from bot.config import Config
+from bot.db.database import connect
+from bot.discord_api import configure_from_env
+from bot.errors import InputError, PaperbotError
+from bot.sources.http import USER_AGENT
+
+log = logging.getLogger(__name__)
+
+
+async def run_command(args: argparse.Namespace, config: Config) -> int:
+    if not config.discord_token:
+        raise InputError(
+            "DISCORD_TOKEN is not set: create a bot in the Discord developer portal and "
+            "export its token (see README, 'Running the bot')"
+        )
+    configure_from_env()
+    if not config.llm_enabled:
+        log.info("LLM module off (no llm.base_url or OPENAI_API_KEY): non-LLM summaries are used")
+    async with (
+        connect(config.database.path) as db,
+        aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session,
+    ):
+        bot = PaperBot(config=config, db=db, session=session, sync_on_start=args.sync)
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+
+        def request_stop(name: str) -> None:
+            if not stopping.is_set():
+                log.info("received %s; shutting down", name)
+                stopping.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, request_stop, sig.name)
+        runner = asyncio.create_task(bot.start(config.discord_token))
+        stopper = asyncio.create_task(stopping.wait())
+        try:
+            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if runner in done:
+                runner.result()  # a login failure or crash: raise it
+        except discord.LoginFailure:
+            raise PaperbotError("Discord rejected the token (DISCORD_TOKEN)") from None
+        finally:
+            stopper.cancel()
+            await bot.close()  # the scheduler stops; running deliveries finish their writes
+            if not runner.done():
+                await asyncio.wait({runner}, timeout=10)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    log.info("stopped")
+    return 0

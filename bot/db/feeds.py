@@ -1,0 +1,160 @@
+"""Channel feeds and per-guild settings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+
+import aiosqlite
+
+from bot.db.database import Database
+from bot.models import DigestFilters
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A channel that receives the daily digest."""
+
+    guild_id: int
+    channel_id: int
+    name: str = ""
+    post_time: str = "09:00"
+    timezone: str = "UTC"
+    sources: tuple[str, ...] = ("hf",)
+    layout: str = "compact"
+    thread: bool = False
+    empty_day: str = ""
+    filters: DigestFilters = field(default_factory=DigestFilters)
+    origin: str = "command"
+    paused: bool = False
+    pause_reason: str | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or f"channel {self.channel_id}"
+
+
+def _filters_to_json(filters: DigestFilters) -> str:
+    return json.dumps(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(filters).items()}
+    )
+
+
+def _filters_from_json(text: str) -> DigestFilters:
+    data = json.loads(text or "{}")
+    return DigestFilters(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def _feed_from_row(row: aiosqlite.Row) -> Feed:
+    return Feed(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        name=row["name"],
+        post_time=row["post_time"],
+        timezone=row["timezone"],
+        sources=tuple(json.loads(row["sources"])),
+        layout=row["layout"],
+        thread=bool(row["thread"]),
+        empty_day=row["empty_day"],
+        filters=_filters_from_json(row["filters"]),
+        origin=row["origin"],
+        paused=bool(row["paused"]),
+        pause_reason=row["pause_reason"],
+        created_at=datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")),
+    )
+
+
+async def save_feed(db: Database, feed: Feed) -> Feed:
+    """Insert or update the feed of ``feed.channel_id``; returns it as stored."""
+    values = (
+        feed.guild_id,
+        feed.channel_id,
+        feed.name,
+        feed.post_time,
+        feed.timezone,
+        json.dumps(list(feed.sources)),
+        feed.layout,
+        int(feed.thread),
+        feed.empty_day,
+        _filters_to_json(feed.filters),
+        feed.origin,
+    )
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO feeds (guild_id, channel_id, name, post_time, timezone, sources, layout,"
+            " thread, empty_day, filters, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (channel_id) DO UPDATE SET guild_id = excluded.guild_id,"
+            " name = excluded.name, post_time = excluded.post_time, timezone = excluded.timezone,"
+            " sources = excluded.sources, layout = excluded.layout, thread = excluded.thread,"
+            " empty_day = excluded.empty_day, filters = excluded.filters,"
+            " origin = excluded.origin, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
+            values,
+        )
+    stored = await get_feed_by_channel(db, feed.channel_id)
+    assert stored is not None
+    return stored
+
+
+async def get_feed(db: Database, feed_id: int) -> Feed | None:
+    row = await db.fetchone("SELECT * FROM feeds WHERE id = ?", (feed_id,))
+    return _feed_from_row(row) if row else None
+
+
+async def get_feed_by_channel(db: Database, channel_id: int) -> Feed | None:
+    row = await db.fetchone("SELECT * FROM feeds WHERE channel_id = ?", (channel_id,))
+    return _feed_from_row(row) if row else None
+
+
+async def list_feeds(db: Database, guild_id: int | None = None) -> list[Feed]:
+    """Feeds of one guild (or all of them), in creation order."""
+    if guild_id is None:
+        rows = await db.fetchall("SELECT * FROM feeds ORDER BY id")
+    else:
+        rows = await db.fetchall("SELECT * FROM feeds WHERE guild_id = ? ORDER BY id", (guild_id,))
+    return [_feed_from_row(row) for row in rows]
+
+
+async def delete_feed(db: Database, guild_id: int, channel_id: int) -> bool:
+    """Remove a guild's feed (its delivery history goes with it)."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "DELETE FROM feeds WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
+        )
+        return cursor.rowcount > 0
+
+
+async def set_paused(db: Database, feed_id: int, paused: bool, reason: str | None = None) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE feeds SET paused = ?, pause_reason = ?,"
+            " updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?",
+            (int(paused), reason if paused else None, feed_id),
+        )
+
+
+async def get_alert_channel(db: Database, guild_id: int) -> int | None:
+    row = await db.fetchone(
+        "SELECT alert_channel_id FROM guild_settings WHERE guild_id = ?", (guild_id,)
+    )
+    return row[0] if row else None
+
+
+async def set_alert_channel(db: Database, guild_id: int, channel_id: int | None) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO guild_settings (guild_id, alert_channel_id) VALUES (?, ?)"
+            " ON CONFLICT (guild_id) DO UPDATE SET alert_channel_id = excluded.alert_channel_id",
+            (guild_id, channel_id),
+        )
+
+
+def with_changes(feed: Feed, **changes: object) -> Feed:
+    """A copy of ``feed`` with some settings changed (filters by their own names)."""
+    filter_names = set(DigestFilters.__dataclass_fields__)
+    filter_changes = {k: v for k, v in changes.items() if k in filter_names}
+    other = {k: v for k, v in changes.items() if k not in filter_names}
+    return replace(feed, filters=replace(feed.filters, **filter_changes), **other)

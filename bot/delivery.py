@@ -1,0 +1,331 @@
+"""Posting a feed's digest for a day, exactly once, through the delivery ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+import aiohttp
+import discord
+
+from bot.config import Config
+from bot.db import feeds as feed_store
+from bot.db import ledger
+from bot.db.database import Database
+from bot.db.feeds import Feed
+from bot.db.ledger import LedgerMessage, PlannedMessage
+from bot.db.papers import papers_for_day
+from bot.digest import select_for_channel
+from bot.models import Paper
+from bot.render import digest_header, digest_messages, message, no_mentions
+from bot.text import sanitize
+
+log = logging.getLogger(__name__)
+
+# Builds the extra messages that mention subscribers; set by the subscriptions feature.
+MentionPlanner = Callable[[Feed, date, Sequence[Paper]], Awaitable[list[dict[str, Any]]]]
+
+TRANSIENT_RETRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one delivery run did."""
+
+    status: str  # done, failed, paused, skipped
+    sent: int = 0
+    total: int = 0
+    detail: str = ""
+
+
+def allowed_mentions_from(payload: dict[str, Any]) -> discord.AllowedMentions:
+    """The payload's explicit allowed_mentions; anything unspecified pings nobody."""
+    spec = payload.get("allowed_mentions") or {}
+    return discord.AllowedMentions(
+        everyone=False,
+        users=[discord.Object(int(uid)) for uid in spec.get("users", [])] or False,
+        roles=[discord.Object(int(rid)) for rid in spec.get("roles", [])] or False,
+        replied_user=False,
+    )
+
+
+def send_kwargs(payload: dict[str, Any]) -> dict[str, Any]:
+    """discord.py keyword arguments for a stored message payload."""
+    return {
+        "content": payload.get("content") or None,
+        "embeds": [discord.Embed.from_dict(embed) for embed in payload.get("embeds", [])],
+        "allowed_mentions": allowed_mentions_from(payload),
+    }
+
+
+def _paper_ids_per_message(
+    payloads: Sequence[dict[str, Any]], papers: Sequence[Paper], header_embeds: int
+) -> list[tuple[str, ...]]:
+    """Each rendered paper is one embed, in order; the header embed comes first."""
+    ids, cursor, skip = [], 0, header_embeds
+    for payload in payloads:
+        count = len(payload.get("embeds", []))
+        taken = min(skip, count)
+        skip -= taken
+        ids.append(tuple(p.arxiv_id for p in papers[cursor : cursor + count - taken]))
+        cursor += count - taken
+    return ids
+
+
+def _signature(content: str | None, embeds: Sequence[dict[str, Any]]) -> tuple:
+    return (
+        (content or "").strip(),
+        tuple((embed.get("title") or "", embed.get("url") or "") for embed in embeds),
+    )
+
+
+class Deliverer:
+    """Plans a feed's digest into the ledger and sends what is still unsent."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        db: Database,
+        config: Config,
+        *,
+        mention_planner: MentionPlanner | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.config = config
+        self.mention_planner = mention_planner
+        self._sleep = sleep
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    # -- planning ---------------------------------------------------------------------------
+
+    async def select_papers(self, feed: Feed, day: date) -> list[Paper]:
+        listed = await papers_for_day(self.db, day, feed.sources)
+        filters = feed.filters
+        if filters.max_papers <= 0:
+            filters = replace(filters, max_papers=self.config.digest.max_papers)
+        return select_for_channel([item.paper for item in listed], filters)
+
+    async def build_plan(self, feed: Feed, day: date) -> list[PlannedMessage]:
+        papers = await self.select_papers(feed, day)
+        if not papers:
+            empty_day = feed.empty_day or self.config.digest.empty_day
+            if empty_day == "skip":
+                return []
+            note = f"No new papers for {day.isoformat()} in {sanitize(feed.label)}."
+            return [PlannedMessage(0, "note", message([], content=note))]
+        planned: list[PlannedMessage] = []
+        split_header = feed.thread or self._is_forum(feed)
+        if split_header:
+            planned.append(PlannedMessage(0, "header", digest_header(day, papers, feed.name)))
+        payloads = digest_messages(
+            day, papers, layout=feed.layout, header=not split_header, feed_name=feed.name or None
+        )
+        header_embeds = 0 if split_header else 1
+        for payload, ids in zip(
+            payloads, _paper_ids_per_message(payloads, papers, header_embeds), strict=True
+        ):
+            planned.append(PlannedMessage(len(planned), "papers", payload, ids))
+        if self.mention_planner is not None:
+            for payload in await self.mention_planner(feed, day, papers):
+                planned.append(PlannedMessage(len(planned), "mentions", payload))
+        return planned
+
+    def _is_forum(self, feed: Feed) -> bool:
+        channel = self.client.get_channel(feed.channel_id)
+        return isinstance(channel, discord.ForumChannel)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def deliver(self, feed: Feed, day: date) -> Outcome:
+        """Post (or finish posting) ``feed``'s digest for ``day``; safe to call repeatedly."""
+        assert feed.id is not None
+        lock = self._locks.setdefault(feed.id, asyncio.Lock())
+        async with lock:
+            if feed.paused:
+                return Outcome("paused", detail=feed.pause_reason or "paused")
+            delivery = await ledger.get_delivery(self.db, feed.id, day)
+            if delivery is None:
+                plan = await self.build_plan(feed, day)
+                delivery = await ledger.plan_delivery(self.db, feed.id, day, plan)
+            if delivery.status == "done":
+                return Outcome("skipped", detail="already delivered")
+            return await self._send_all(feed, delivery)
+
+    async def _send_all(self, feed: Feed, delivery: ledger.Delivery) -> Outcome:
+        messages = await ledger.ledger_messages(self.db, delivery.id)
+        sent_before = sum(1 for m in messages if m.status == "sent")
+        try:
+            channel = await self._channel(feed.channel_id)
+            target: discord.abc.Messageable | None = None
+            thread_id = delivery.thread_id
+            for item in messages:
+                if item.status == "sent":
+                    if item.seq == 0 and thread_id is None and feed.thread:
+                        thread_id = await self._open_thread(channel, delivery, item.message_id)
+                    continue
+                if item.seq == 0 and isinstance(channel, discord.ForumChannel):
+                    thread_id = await self._forum_post(channel, delivery, item)
+                    continue
+                if target is None or (thread_id and getattr(target, "id", None) != thread_id):
+                    target = await self._channel(thread_id) if thread_id else channel
+                message_id = await self._send_once(target, item, messages)
+                if item.seq == 0 and feed.thread and not isinstance(channel, discord.ForumChannel):
+                    thread_id = await self._open_thread(channel, delivery, message_id)
+                    target = None
+        except discord.Forbidden as exc:
+            return await self._pause(
+                feed,
+                delivery,
+                f"missing permission in <#{feed.channel_id}> ({exc.text or exc.status})",
+            )
+        except discord.NotFound as exc:
+            return await self._pause(
+                feed, delivery, f"channel {feed.channel_id} not found ({exc.text or exc.status})"
+            )
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+            detail = f"{type(exc).__name__}: {getattr(exc, 'text', '') or exc}"
+            await ledger.finish_delivery(self.db, delivery.id, "failed", detail)
+            log.warning(
+                "delivery feed=%s day=%s failed, will retry: %s", feed.id, delivery.day, detail
+            )
+            sent = sum(
+                1 for m in await ledger.ledger_messages(self.db, delivery.id) if m.status == "sent"
+            )
+            return Outcome("failed", sent - sent_before, len(messages), detail)
+        await ledger.finish_delivery(self.db, delivery.id, "done")
+        log.info(
+            "delivered feed=%s (%s) day=%s messages=%d (%d new)",
+            feed.id,
+            feed.label,
+            delivery.day,
+            len(messages),
+            len(messages) - sent_before,
+        )
+        return Outcome("done", len(messages) - sent_before, len(messages))
+
+    async def _channel(self, channel_id: int) -> Any:
+        channel = self.client.get_channel(channel_id)
+        if channel is None:
+            channel = await self.client.fetch_channel(channel_id)
+        return channel
+
+    async def _send_once(
+        self, target: Any, item: LedgerMessage, messages: Sequence[LedgerMessage]
+    ) -> int:
+        """Send one planned message, unless a crash already sent it (then adopt that one)."""
+        if item.status == "sending":
+            found = await self._find_sent(target, item, messages)
+            if found is not None:
+                await ledger.mark_sent(self.db, item.delivery_id, item.seq, found)
+                log.info(
+                    "delivery %s message %d was already posted (id %s); not resending",
+                    item.delivery_id,
+                    item.seq,
+                    found,
+                )
+                return found
+        await ledger.mark_sending(self.db, item.delivery_id, item.seq)
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                sent = await target.send(**send_kwargs(item.payload), nonce=item.nonce)
+                break
+            except discord.HTTPException as exc:
+                if (exc.status < 500 and exc.status != 429) or attempt == TRANSIENT_RETRIES:
+                    raise
+                reason = f"HTTP {exc.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if attempt == TRANSIENT_RETRIES:
+                    raise
+                reason = type(exc).__name__
+            delay = 2.0**attempt
+            log.warning("send to %s failed (%s); retrying in %.0f s", target.id, reason, delay)
+            await self._sleep(delay)
+        await ledger.mark_sent(self.db, item.delivery_id, item.seq, sent.id)
+        return sent.id
+
+    async def _find_sent(
+        self, target: Any, item: LedgerMessage, messages: Sequence[LedgerMessage]
+    ) -> int | None:
+        """Look for a message the bot posted before a crash that matches ``item``."""
+        previous = [m.message_id for m in messages if m.seq < item.seq and m.message_id]
+        after = discord.Object(previous[-1]) if previous else None
+        wanted = _signature(item.payload.get("content"), item.payload.get("embeds", []))
+        me = self.client.user
+        async for posted in target.history(limit=50, after=after, oldest_first=True):
+            if me is not None and posted.author.id != me.id:
+                continue
+            got = _signature(posted.content, [e.to_dict() for e in posted.embeds])
+            if got == wanted:
+                return posted.id
+        return None
+
+    async def _open_thread(
+        self, channel: Any, delivery: ledger.Delivery, message_id: int | None
+    ) -> int | None:
+        if message_id is None or not isinstance(channel, discord.TextChannel):
+            return None
+        starter = channel.get_partial_message(message_id)
+        name = f"Papers for {delivery.day.isoformat()}"
+        try:
+            thread = await starter.create_thread(name=name, auto_archive_duration=1440)
+        except discord.HTTPException as exc:
+            if exc.code != 160004:  # a thread already exists for this message
+                raise
+            fetched = await channel.fetch_message(message_id)
+            if fetched.thread is None:
+                raise
+            thread = fetched.thread
+        await ledger.set_thread(self.db, delivery.id, thread.id)
+        return thread.id
+
+    async def _forum_post(
+        self, forum: discord.ForumChannel, delivery: ledger.Delivery, item: LedgerMessage
+    ) -> int:
+        """A forum feed gets one post a day; the header is its starter message."""
+        name = f"Papers for {delivery.day.isoformat()}"
+        if item.status == "sending":
+            for thread in forum.threads:
+                if thread.name == name and thread.owner_id == getattr(self.client.user, "id", 0):
+                    await ledger.set_thread(self.db, delivery.id, thread.id)
+                    await ledger.mark_sent(self.db, delivery.id, item.seq, thread.id)
+                    return thread.id
+        await ledger.mark_sending(self.db, delivery.id, item.seq)
+        created = await forum.create_thread(name=name, **send_kwargs(item.payload))
+        await ledger.set_thread(self.db, delivery.id, created.thread.id)
+        await ledger.mark_sent(self.db, delivery.id, item.seq, created.message.id)
+        return created.thread.id
+
+    async def _pause(self, feed: Feed, delivery: ledger.Delivery, reason: str) -> Outcome:
+        assert feed.id is not None
+        await ledger.finish_delivery(self.db, delivery.id, "failed", reason)
+        await feed_store.set_paused(self.db, feed.id, True, reason)
+        log.warning("feed %s (%s) paused: %s", feed.id, feed.label, reason)
+        await self.alert(
+            feed.guild_id,
+            f"⚠️ The paper digest for {sanitize(feed.label)} is "
+            f"paused: {reason}. Fix the channel permissions, then run "
+            "`/digest edit` (or `/digest post-now`) to resume.",
+        )
+        return Outcome("paused", detail=reason)
+
+    async def alert(self, guild_id: int, text: str) -> bool:
+        """One message to the guild's alert channel, if it has one; never raises."""
+        channel_id = await feed_store.get_alert_channel(self.db, guild_id)
+        if channel_id is None:
+            return False
+        try:
+            channel = await self._channel(channel_id)
+            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not post an alert to channel %s: %s", channel_id, exc)
+            return False
+        return True
+
+
+__all__ = ["Deliverer", "Outcome", "allowed_mentions_from", "no_mentions", "send_kwargs"]

@@ -1,0 +1,268 @@
+"""APScheduler wiring: the daily fetch, one post job per feed, and catch-up after downtime.
+
+Times: a feed posts at ``post_time`` in its own IANA time zone (APScheduler's CronTrigger
+follows daylight-saving changes). The digest posted on local date L covers the listing day
+L - 1, the last complete day of Hugging Face Daily Papers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from bot.config import Config, parse_hhmm
+from bot.db import feeds as feed_store
+from bot.db import ledger
+from bot.db.database import Database
+from bot.db.feeds import Feed
+from bot.delivery import Deliverer, Outcome
+from bot.errors import PaperbotError
+from bot.fetch import Fetcher
+from bot.ingest import ingest
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def post_trigger(feed: Feed) -> CronTrigger:
+    at = parse_hhmm(feed.post_time)
+    return CronTrigger(hour=at.hour, minute=at.minute, timezone=ZoneInfo(feed.timezone))
+
+
+def previous_post_time(feed: Feed, now: datetime) -> datetime:
+    """The latest scheduled post instant at or before ``now`` (aware, in the feed's zone)."""
+    zone = ZoneInfo(feed.timezone)
+    at = parse_hhmm(feed.post_time)
+    local_now = now.astimezone(zone)
+    for back in range(3):
+        day = local_now.date() - timedelta(days=back)
+        candidate = datetime.combine(day, at, tzinfo=zone)
+        # A wall time skipped by a DST jump normalises forward, as the trigger does.
+        candidate = candidate.astimezone(UTC).astimezone(zone)
+        if candidate <= local_now:
+            return candidate
+    raise AssertionError("unreachable: a post time exists every day")
+
+
+def digest_day_for(post_instant: datetime) -> date:
+    """The listing day a post at ``post_instant`` (feed-local) covers."""
+    return post_instant.date() - timedelta(days=1)
+
+
+class DigestScheduler:
+    """Owns the AsyncIOScheduler and the jobs that fetch and post."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        fetcher: Fetcher | None,
+        deliverer: Deliverer,
+        *,
+        scheduler: AsyncIOScheduler | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.fetcher = fetcher
+        self.deliverer = deliverer
+        self.scheduler = scheduler or AsyncIOScheduler(timezone=UTC)
+        self.clock = clock
+        self.wait_ready: Callable[[], Awaitable[object]] | None = None
+        self._fetch_locks: dict[tuple[str, date], asyncio.Lock] = {}
+        self._running: set[asyncio.Task] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _job_defaults(self) -> dict:
+        return {
+            "replace_existing": True,
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": self.config.schedule.misfire_grace_seconds,
+        }
+
+    async def start(self) -> None:
+        """Add every job and start the scheduler (call from a running event loop)."""
+        if self.fetcher is not None:
+            at = parse_hhmm(self.config.schedule.fetch_time)
+            zone = ZoneInfo(self.config.schedule.fetch_timezone)
+            for source in self._fetched_sources(await feed_store.list_feeds(self.db)):
+                self.scheduler.add_job(
+                    self._track(self.run_fetch),
+                    CronTrigger(hour=at.hour, minute=at.minute, timezone=zone),
+                    id=f"fetch:{source}",
+                    args=[source],
+                    **self._job_defaults(),
+                )
+        await self.sync_feeds()
+        self.scheduler.start()
+
+    async def shutdown(self, grace: float = 30.0) -> None:
+        """Stop scheduling, then let running fetches and deliveries finish their writes."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._running:
+            log.info("waiting for %d running job(s) to finish", len(self._running))
+            await asyncio.wait(set(self._running), timeout=grace)
+
+    def _track(self, func):
+        """Wrap a coroutine job so shutdown can wait for it."""
+
+        async def job(*args, **kwargs):
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
+            try:
+                return await func(*args, **kwargs)
+            except Exception:
+                log.exception("scheduled job %s failed", func.__name__)
+            finally:
+                if task is not None:
+                    self._running.discard(task)
+
+        job.__name__ = func.__name__
+        return job
+
+    @staticmethod
+    def _fetched_sources(feeds: list[Feed]) -> list[str]:
+        wanted = {source for feed in feeds for source in feed.sources} or {"hf"}
+        return sorted(wanted & {"hf", "arxiv"})
+
+    async def sync_feeds(self) -> None:
+        """Make the post jobs match the feeds table (after /digest setup, edit or remove)."""
+        feeds = await feed_store.list_feeds(self.db)
+        wanted = set()
+        for feed in feeds:
+            job_id = f"post:{feed.id}"
+            wanted.add(job_id)
+            self.scheduler.add_job(
+                self._track(self.run_post),
+                post_trigger(feed),
+                id=job_id,
+                args=[feed.id],
+                **self._job_defaults(),
+            )
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("post:") and job.id not in wanted:
+                job.remove()
+
+    def next_post(self, feed_id: int) -> datetime | None:
+        job = self.scheduler.get_job(f"post:{feed_id}")
+        return getattr(job, "next_run_time", None) if job else None
+
+    # -- fetching ---------------------------------------------------------------------------
+
+    def _fetch_deadline(self, day: date) -> datetime:
+        """When to stop waiting for ``day``'s listing: the deadline on the following day."""
+        zone = ZoneInfo(self.config.schedule.fetch_timezone)
+        deadline = parse_hhmm(self.config.schedule.fetch_deadline)
+        return datetime.combine(day + timedelta(days=1), deadline, tzinfo=zone)
+
+    async def run_fetch(self, source: str, day: date | None = None) -> str:
+        """Fetch ``day`` (default: yesterday in the fetch zone); retry later until the deadline."""
+        now = self.clock()
+        if day is None:
+            zone = ZoneInfo(self.config.schedule.fetch_timezone)
+            day = now.astimezone(zone).date() - timedelta(days=1)
+        status = await self.ensure_fetched(source, day)
+        if status != "done" and now < self._fetch_deadline(day):
+            retry_at = now + timedelta(minutes=self.config.schedule.fetch_retry_minutes)
+            self.scheduler.add_job(
+                self._track(self.run_fetch),
+                DateTrigger(run_date=retry_at),
+                id=f"fetch-retry:{source}",
+                args=[source, day],
+                **self._job_defaults(),
+            )
+            log.info("fetch %s %s: %s; retrying at %s", source, day, status, retry_at.isoformat())
+        return status
+
+    async def ensure_fetched(self, source: str, day: date) -> str:
+        """Fetch ``source``'s listing for ``day`` unless it is already stored."""
+        if source == "digest" or self.fetcher is None:
+            return "done"  # imported by hand; nothing to fetch
+        lock = self._fetch_locks.setdefault((source, day), asyncio.Lock())
+        async with lock:
+            if await ledger.fetch_status(self.db, source, day) == "done":
+                return "done"
+            try:
+                entries = await self.fetcher.fetch_day(source, day)
+            except PaperbotError as exc:
+                await ledger.record_fetch(self.db, source, day, "failed", error=str(exc))
+                log.warning("fetch %s %s failed: %s", source, day, exc)
+                return "failed"
+            if not entries:
+                await ledger.record_fetch(self.db, source, day, "empty")
+                return "empty"
+            result = await ingest(self.db, entries)
+            await ledger.record_fetch(self.db, source, day, "done", papers=len(entries))
+            log.info("fetched %s %s: %d papers (%d new)", source, day, len(entries), result.new)
+            return "done"
+
+    # -- posting ----------------------------------------------------------------------------
+
+    async def run_post(self, feed_id: int, post_instant: datetime | None = None) -> Outcome:
+        """The post job of one feed: make sure the day is fetched, then deliver."""
+        if self.wait_ready is not None:
+            await self.wait_ready()  # channels must be known (forum or text) before posting
+        feed = await feed_store.get_feed(self.db, feed_id)
+        if feed is None:
+            return Outcome("skipped", detail="feed removed")
+        now = self.clock()
+        instant = post_instant or previous_post_time(feed, now)
+        day = digest_day_for(instant)
+        statuses = [await self.ensure_fetched(source, day) for source in feed.sources]
+        waiting = any(status != "done" for status in statuses) and now < self._fetch_deadline(day)
+        if waiting and await ledger.get_delivery(self.db, feed_id, day) is None:
+            retry_at = now + timedelta(minutes=self.config.schedule.fetch_retry_minutes)
+            self.scheduler.add_job(
+                self._track(self.run_post),
+                DateTrigger(run_date=retry_at),
+                id=f"post-retry:{feed_id}",
+                args=[feed_id, instant],
+                **self._job_defaults(),
+            )
+            log.info("feed %s: %s listing not ready; retrying at %s", feed_id, day, retry_at)
+            return Outcome("waiting", detail=f"listing for {day} not available yet")
+        return await self.deliverer.deliver(feed, day)
+
+    async def catch_up(self) -> list[Outcome]:
+        """After downtime: finish interrupted deliveries and post missed digests.
+
+        Only the most recent post of each feed is considered, only within
+        ``schedule.catchup_hours``, and never from before the feed existed: a new feed
+        does not flood its channel with old days.
+        """
+        outcomes = []
+        now = self.clock()
+        window = timedelta(hours=self.config.schedule.catchup_hours)
+        for delivery in await ledger.unfinished_deliveries(self.db):
+            feed = await feed_store.get_feed(self.db, delivery.feed_id)
+            if feed is not None and not feed.paused:
+                outcomes.append(await self.deliverer.deliver(feed, delivery.day))
+        for feed in await feed_store.list_feeds(self.db):
+            if feed.paused or feed.id is None:
+                continue
+            instant = previous_post_time(feed, now)
+            if now - instant > window:
+                continue
+            if feed.created_at is not None and feed.created_at > instant:
+                continue
+            if await ledger.get_delivery(self.db, feed.id, digest_day_for(instant)) is not None:
+                continue
+            log.info("catching up feed %s (%s) for %s", feed.id, feed.label, instant.isoformat())
+            outcomes.append(await self.run_post(feed.id, instant))
+        return outcomes

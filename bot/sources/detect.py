@@ -1,0 +1,120 @@
+"""Tell a file's format from its first bytes (and name) and load it with the right parser.
+
+Formats: ``"hf"`` (a saved ``/api/daily_papers`` response), ``"markdown"`` (digest tables),
+``"atom"`` (an arXiv API response), ``"jsonl"`` (backup or corpus lines, plain or gzipped).
+
+The listing day of an ``"hf"`` file, in order of preference:
+
+1. the ``day`` argument of :func:`load_file`;
+2. a ``YYYY-MM-DD`` in the file name (``2025-01-14.json``);
+3. the archive wrapper's ``date``, else the most common ``paper.submittedOnDailyAt`` day,
+   else the latest top-level ``publishedAt`` day (see :func:`hf_daily.listing_day_hint`).
+
+Otherwise :class:`InputError` asks for the day.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import date
+from pathlib import Path
+
+from bot.errors import InputError
+from bot.models import Entry
+from bot.sources import arxiv, hf_daily, jsonl, markdown
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("hf", "markdown", "atom", "jsonl")
+HEAD_SIZE = 64 * 1024
+
+_NAME_DAY_RE = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)")
+_MARKDOWN_HINTS = (b"Papers for ", b"| Title |")
+
+
+def _first_line(text: bytes) -> bytes:
+    return text.split(b"\n", 1)[0].strip()
+
+
+def detect_format(path: str | Path, head: bytes) -> str:
+    """One of :data:`FORMATS` for a file whose first bytes are ``head``; else InputError."""
+    path = Path(path)
+    if head.startswith(jsonl.GZIP_MAGIC):
+        return "jsonl"
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    name = path.name.lower()
+    if name.endswith((".md", ".markdown")):
+        return "markdown"
+    if text.startswith(b"<"):
+        if b"<feed" in text or b"http://www.w3.org/2005/Atom" in text:
+            return "atom"
+    elif text.startswith(b"["):
+        return "hf"
+    elif text.startswith(b"{"):
+        line = _first_line(text)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            # A JSON object spread over lines: the archive's {"status": ..., "data": [...]}.
+            return "jsonl" if name.endswith((".jsonl", ".ndjson")) else "hf"
+        if isinstance(record, dict) and "data" in record and "id" not in record:
+            return "hf"
+        return "jsonl"
+    if any(hint in head for hint in _MARKDOWN_HINTS):
+        return "markdown"
+    raise InputError(
+        f"cannot tell the format of {path}: expected a Hugging Face daily_papers JSON array, "
+        "a markdown digest (## Papers for YYYY-MM-DD), an arXiv Atom feed or JSON Lines"
+    )
+
+
+def _hf_day(path: Path, data: bytes) -> date:
+    for candidate in reversed(_NAME_DAY_RE.findall(path.name)):
+        try:
+            return date.fromisoformat(candidate)
+        except ValueError:
+            continue
+    day = hf_daily.listing_day_hint(data)
+    if day is None:
+        raise InputError(
+            f"{path}: cannot tell which day this Hugging Face listing is for; "
+            "put YYYY-MM-DD in the file name or give the day explicitly"
+        )
+    log.info("%s: no date in the file name; using %s from its contents", path, day.isoformat())
+    return day
+
+
+def _decode_markdown(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        log.warning("%s is not UTF-8; reading it as cp1252", path)
+        return data.decode("cp1252", errors="replace")
+
+
+def load_file(path: str | Path, *, day: date | None = None) -> list[Entry]:
+    """Read ``path`` in whatever format it is in (see the module doc for the hf day rule).
+
+    ``day`` sets the listing day of an hf or atom file (an atom file has no listing without it).
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_SIZE)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    kind = detect_format(path, head)
+    log.debug("%s: format %s", path, kind)
+    if kind == "jsonl":
+        return jsonl.read_jsonl_file(path)
+    data = path.read_bytes()
+    try:
+        if kind == "hf":
+            return hf_daily.parse_daily_papers(data, day or _hf_day(path, data))
+        if kind == "atom":
+            return arxiv.parse_atom(data, day)
+        return markdown.parse_markdown(_decode_markdown(path, data))
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc

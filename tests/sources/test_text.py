@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.sources.text import collapse_ws, fix_mojibake, parse_iso_day, split_sentences
+
+
+def test_mojibake_from_utf8_read_as_latin1_is_repaired() -> None:
+    assert fix_mojibake("TransformerÂ²") == "Transformer²"
+    assert fix_mojibake("Aurora RamÃ\xadrez") == "Aurora Ramírez"
+
+
+def test_text_that_is_not_broken_is_left_exactly_as_it_is() -> None:
+    for text in ("“Curly” quotes", "ﬁne ligature", "ＡＢＣ", "x &amp; y", "Benjamin Clavié", "Pål"):
+        assert fix_mojibake(text) == text
+
+
+@given(st.text(alphabet=st.characters(exclude_characters="\ufffd", max_codepoint=0x7F)))
+def test_ascii_never_changes(text: str) -> None:
+    assert fix_mojibake(text) == text
+
+
+def test_collapse_ws_joins_line_breaks_and_runs_of_spaces() -> None:
+    assert collapse_ws("  Large Multimodal\n  Models\t here ") == "Large Multimodal Models here"
+
+
+def test_split_sentences_respects_abbreviations_and_initials() -> None:
+    text = "We use e.g. GPT-4 as in J. Smith et al. and more. Then (A) works! 3 models exist."
+    assert split_sentences(text) == (
+        "We use e.g. GPT-4 as in J. Smith et al. and more.",
+        "Then (A) works!",
+        "3 models exist.",
+    )
+    assert split_sentences("  ") == ()
+    assert split_sentences("no full stop") == ("no full stop",)
+
+
+def test_parse_iso_day_reads_the_date_of_a_timestamp() -> None:
+    assert parse_iso_day("2025-01-14T08:48:52.704Z") == date(2025, 1, 14)
+    assert parse_iso_day("2025-02-30") is None
+    assert parse_iso_day(None) is None
