@@ -30,7 +30,13 @@ def configure_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # `paperbot search llm -survey`: a leading '-' word is an exclusion, not an option.
+        if args.command == "search" and not any(word.startswith("--") for word in extra):
+            args.query = [*args.query, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         config = load_config(args.config)
         if args.db:
