@@ -14,6 +14,9 @@ from bot.models import Paper
 from bot.query import Query, parse_query, with_filters
 
 Sort = Literal["relevance", "date", "upvotes"]
+# Column weights (title, authors, summary, abstract, tags). Spelled out rather than using the
+# table's configured ``rank``: FTS5 evaluates an explicit bm25() call measurably faster.
+BM25 = "bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0)"
 SORTS: tuple[str, ...] = ("relevance", "date", "upvotes")
 
 
@@ -120,18 +123,19 @@ async def _top_by_rank(db: Database, fts: str, limit: int, offset: int) -> list:
     # Pick the top k inside FTS5 first, then look the rows up: a join would read every
     # matching row before sorting (DESIGN.md, "Search facts").
     return await db.fetchall(
-        "SELECT p.*, top.rank AS rank FROM ("
-        "  SELECT rowid, rank FROM papers_fts WHERE papers_fts MATCH ?"
-        "  ORDER BY rank LIMIT ? OFFSET ?"
-        ") AS top JOIN papers p ON p.id = top.rowid ORDER BY top.rank",
+        f"WITH top AS MATERIALIZED ("
+        f"  SELECT rowid, {BM25} AS score FROM papers_fts WHERE papers_fts MATCH ?"
+        f"  ORDER BY score LIMIT ? OFFSET ?"
+        f") SELECT p.*, top.score AS rank FROM top JOIN papers p ON p.id = top.rowid"
+        f" ORDER BY top.score",
         (fts, limit, offset),
     )
 
 
 _ORDER = {
-    "relevance": "f.rank",
-    "date": "p.sort_date DESC, f.rank",
-    "upvotes": "coalesce(p.upvotes, 0) DESC, f.rank",
+    "relevance": "rank",
+    "date": "p.sort_date DESC, rank",
+    "upvotes": "coalesce(p.upvotes, 0) DESC, rank",
 }
 
 
@@ -140,7 +144,7 @@ async def _filtered_by_rank(
 ) -> list:
     where = " AND ".join(["papers_fts MATCH ?", *filters])
     return await db.fetchall(
-        f"SELECT p.*, f.rank AS rank FROM papers_fts f JOIN papers p ON p.id = f.rowid "
+        f"SELECT p.*, {BM25} AS rank FROM papers_fts JOIN papers p ON p.id = papers_fts.rowid "
         f"WHERE {where} ORDER BY {_ORDER[sort]} LIMIT ? OFFSET ?",
         (fts, *params, limit, offset),
     )

@@ -1,0 +1,238 @@
+"""Store benchmark: corpus ingest and search latency, each against a bare SQLite baseline.
+
+    python -m bench.bench_store [--corpus FILE] [--limit N] [--rounds R]
+
+Ingest: ``bot.db.papers.upsert_entries`` (merging upsert + listings + tags + FTS5) against a
+bare ``executemany`` of the same rows plus one bulk FTS5 build, on the same schema.
+Search: ``bot.search.search`` (query language, top 10) against a bare FTS5 bm25 top-10 query
+with the same MATCH expression on the same database. Prints ``name: value`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bot.db.connection import open_database
+from bot.db.database import Database
+from bot.db.papers import _row_values, upsert_entries
+from bot.ingest import prepare
+from bot.models import Entry, Paper
+from bot.query import parse_query
+from bot.search import search
+from bot.sources.jsonl import iter_jsonl_file
+
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared/data/corpus/papers_corpus.jsonl.gz"
+
+QUERIES = [
+    "attention",
+    "large language models",
+    "diffusion",
+    "reinforcement learning from human feedback",
+    '"chain of thought"',
+    "mixture of experts",
+    "retrieval augmented generation",
+    "video generation",
+    "speech recognition",
+    "graph neural network",
+    "robot manipulation",
+    "kv cache compression",
+    "vision language model hallucination",
+    "protein",
+    "federated learning privacy",
+    "agent benchmark",
+    "quantization -survey",
+    "text-to-image OR text-to-video",
+    "author:wang",
+    "mamba state space",
+    "medical image segmentation",
+    "code generation",
+    "multilingual translation",
+    "reward model",
+    "autonomous driving",
+    "contrastive learning",
+    "time series forecasting",
+    "3d gaussian splatting",
+    "theorem proving",
+    "llm",
+]
+
+WORDS = [
+    "model",
+    "learning",
+    "language",
+    "neural",
+    "network",
+    "data",
+    "training",
+    "large",
+    "vision",
+    "attention",
+    "graph",
+    "diffusion",
+    "agent",
+    "reasoning",
+    "benchmark",
+    "robot",
+    "speech",
+    "video",
+    "image",
+    "text",
+    "generation",
+    "retrieval",
+    "reinforcement",
+    "policy",
+    "transformer",
+    "token",
+    "memory",
+    "efficient",
+    "scaling",
+    "evaluation",
+    "dataset",
+]
+
+
+def generated_corpus(count: int, seed: int = 7) -> list[Entry]:
+    """Synthetic papers for machines without the real corpus."""
+    rng = random.Random(seed)
+    entries = []
+    for number in range(count):
+        title = " ".join(rng.choices(WORDS, k=8)).capitalize()
+        abstract = ". ".join(" ".join(rng.choices(WORDS, k=18)) for _ in range(6)) + "."
+        paper = Paper(
+            arxiv_id=f"25{number // 100000:02d}.{number % 100000:05d}",
+            title=title,
+            authors=tuple(f"Author {rng.randrange(5000)}" for _ in range(rng.randint(1, 8))),
+            abstract=abstract,
+            categories=("cs.LG",),
+        )
+        entries.append(Entry(paper, None))
+    return entries
+
+
+def load_corpus(path: Path, limit: int | None) -> tuple[list[Entry], str]:
+    if not path.exists():
+        return generated_corpus(limit or 90_340), "generated"
+    entries = []
+    for entry in iter_jsonl_file(path):
+        entries.append(entry)
+        if limit and len(entries) >= limit:
+            break
+    return entries, str(path.name)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def ingest_project(path: Path, entries: list[Entry]) -> float:
+    async with open_database(path) as conn:
+        db = Database(conn, path)
+        started = time.perf_counter()
+        await upsert_entries(db, entries)
+        return time.perf_counter() - started
+
+
+def ingest_bare(path: Path, entries: list[Entry]) -> float:
+    """Same schema, rows inserted with one executemany, then one bulk FTS5 build."""
+    asyncio.run(_create_schema(path))
+    rows = [_row_values(entry.paper, None) for entry in entries]
+    conn = sqlite3.connect(path)
+    columns = (
+        "arxiv_id, version, title, authors, abstract, published, sort_date, categories, bullets,"
+        " bullets_source, tags, tags_source, keywords, github_urls, hf_urls, project_url,"
+        " comment, upvotes, github_stars, authors_text, summary_text, tags_text"
+    )
+    started = time.perf_counter()
+    with conn:
+        conn.executemany(
+            f"INSERT OR IGNORE INTO papers ({columns}) VALUES ({','.join('?' * 22)})", rows
+        )
+        conn.execute(
+            "INSERT INTO papers_fts (rowid, title, authors_text, summary_text, abstract, tags_text)"
+            " SELECT id, title, authors_text, summary_text, abstract, tags_text FROM papers"
+        )
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+async def _create_schema(path: Path) -> None:
+    async with open_database(path):
+        pass
+
+
+async def search_latencies(path: Path, rounds: int) -> dict[str, list[float]]:
+    timings: dict[str, list[float]] = {"project": [], "bare": []}
+    async with open_database(path) as conn:
+        db = Database(conn, path)
+        expressions = [parse_query(text).to_fts() for text in QUERIES]
+        for text in QUERIES[:5]:  # warm the page cache for both paths alike
+            await search(db, text)
+        for _ in range(rounds):
+            for text, expression in zip(QUERIES, expressions, strict=True):
+                started = time.perf_counter()
+                await search(db, text, limit=10)
+                timings["project"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                async with conn.execute(
+                    "SELECT rowid, bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0) AS score "
+                    "FROM papers_fts WHERE papers_fts MATCH ? ORDER BY score LIMIT 10",
+                    (expression,),
+                ) as cursor:
+                    await cursor.fetchall()
+                timings["bare"].append(time.perf_counter() - started)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--limit", type=int, default=None, help="use the first N papers")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    entries, source = load_corpus(args.corpus, args.limit)
+    parse_seconds = time.perf_counter() - started
+    print(f"corpus: {source}")
+    print(f"papers: {len(entries)}")
+    print(f"parse_papers_per_s: {len(entries) / parse_seconds:.0f}")
+
+    sample = entries[:2000]
+    started = time.perf_counter()
+    prepare(sample)
+    derive_seconds = time.perf_counter() - started
+    print(f"derive_summaries_tags_papers_per_s: {len(sample) / derive_seconds:.0f}")
+
+    with tempfile.TemporaryDirectory() as folder:
+        project_db = Path(folder) / "project.db"
+        bare_db = Path(folder) / "bare.db"
+        project_seconds = asyncio.run(ingest_project(project_db, entries))
+        bare_seconds = ingest_bare(bare_db, entries)
+        project_rate = len(entries) / project_seconds
+        bare_rate = len(entries) / bare_seconds
+        print(f"ingest_project_papers_per_s: {project_rate:.0f}")
+        print(f"ingest_bare_papers_per_s: {bare_rate:.0f}")
+        print(f"ingest_ratio_project_to_bare: {project_rate / bare_rate:.2f} (target >= 0.70)")
+
+        timings = asyncio.run(search_latencies(project_db, args.rounds))
+        for name in ("project", "bare"):
+            values = timings[name]
+            print(f"search_{name}_p50_ms: {1000 * statistics.median(values):.2f}")
+            print(f"search_{name}_p95_ms: {1000 * percentile(values, 0.95):.2f}")
+        for label, fraction in (("p50", 0.5), ("p95", 0.95)):
+            ratio = percentile(timings["project"], fraction) / percentile(timings["bare"], fraction)
+            print(f"search_ratio_{label}_project_to_bare: {ratio:.2f} (target <= 1.30)")
+        print(f"search_queries: {len(QUERIES)} x {args.rounds} rounds")
+
+
+if __name__ == "__main__":
+    main()
