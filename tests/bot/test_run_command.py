@@ -62,7 +62,7 @@ async def test_paperbot_run_connects_syncs_posts_and_stops_cleanly_on_sigint(
         assert synced and "digest" in {command["name"] for command in synced[0].json}
         await asyncio.sleep(0.3)
         process.send_signal(signal.SIGINT)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+        _stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     finally:
         if process.returncode is None:
             process.kill()
