@@ -117,6 +117,7 @@ class DigestConfig:
 class DiscordConfig:
     command_guild_ids: list[int] = key([])
     owner_ids: list[int] = key([])
+    messages_per_second: float = key(48.0, _at_least(0.1))
 
 
 @dataclass

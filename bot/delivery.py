@@ -21,6 +21,7 @@ from bot.db.ledger import LedgerMessage, PlannedMessage
 from bot.db.papers import papers_for_day
 from bot.digest import select_for_channel
 from bot.models import Paper
+from bot.pacing import WindowLimiter
 from bot.render import digest_header, digest_messages, message, no_mentions
 from bot.text import sanitize
 
@@ -101,6 +102,9 @@ class Deliverer:
         self.mention_planner = mention_planner
         self._sleep = sleep
         self._locks: dict[int, asyncio.Lock] = {}
+        # Discord's global limit (~50 requests/s): when many feeds post at the same minute,
+        # pace them instead of letting discord.py exhaust its 429 retries.
+        self.pacer = WindowLimiter(max(1, int(config.discord.messages_per_second)), 1.0)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -233,6 +237,7 @@ class Deliverer:
         await ledger.mark_sending(self.db, item.delivery_id, item.seq)
         for attempt in range(TRANSIENT_RETRIES + 1):
             try:
+                await self.pacer.wait()
                 sent = await target.send(**send_kwargs(item.payload), nonce=item.nonce)
                 break
             except discord.HTTPException as exc:
@@ -273,6 +278,7 @@ class Deliverer:
         starter = channel.get_partial_message(message_id)
         name = f"Papers for {delivery.day.isoformat()}"
         try:
+            await self.pacer.wait()
             thread = await starter.create_thread(name=name, auto_archive_duration=1440)
         except discord.HTTPException as exc:
             if exc.code != 160004:  # a thread already exists for this message
@@ -296,6 +302,7 @@ class Deliverer:
                     await ledger.mark_sent(self.db, delivery.id, item.seq, thread.id)
                     return thread.id
         await ledger.mark_sending(self.db, delivery.id, item.seq)
+        await self.pacer.wait()
         created = await forum.create_thread(name=name, **send_kwargs(item.payload))
         await ledger.set_thread(self.db, delivery.id, created.thread.id)
         await ledger.mark_sent(self.db, delivery.id, item.seq, created.message.id)
