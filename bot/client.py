@@ -23,7 +23,7 @@ from bot.tree import PaperTree
 log = logging.getLogger(__name__)
 
 # Loaded in this order; each module has an ``async def setup(bot)``.
-DEFAULT_COGS: tuple[str, ...] = ("cogs.admin", "cogs.digest")
+DEFAULT_COGS: tuple[str, ...] = ("cogs.admin", "cogs.digest", "cogs.search")
 
 
 def intents() -> discord.Intents:
