@@ -15,8 +15,11 @@ from bot.db import feeds as feed_store
 from bot.db.database import Database
 from bot.db.feeds import Feed
 from bot.delivery import Deliverer, MentionPlanner
+from bot.embeddings import Embedder, embed_missing
+from bot.enrich import enrich_ids
 from bot.feeds import feed_filters
 from bot.fetch import Fetcher
+from bot.llm import LLMClient
 from bot.scheduler import Clock, DigestScheduler, utc_now
 from bot.tree import PaperTree
 
@@ -78,6 +81,8 @@ class PaperBot(commands.Bot):
         sync_on_start: bool = False,
         clock: Clock = utc_now,
         fetcher: Fetcher | None = None,
+        llm: LLMClient | None = None,
+        embedder: Embedder | None = None,
         **options,
     ) -> None:
         options.setdefault("intents", intents())
@@ -91,13 +96,39 @@ class PaperBot(commands.Bot):
         self.config = config
         self.db = db
         self.session = session
+        self.llm = llm
+        self.embedder = embedder
+        if llm is None:
+            # Without an endpoint there is no /ask and no Ask button; digests use the
+            # summaries made without an LLM.
+            cogs = tuple(name for name in cogs if name != "cogs.ask")
+        elif "cogs.ask" not in cogs:
+            cogs = (*cogs, "cogs.ask")
         self.cog_names = tuple(cogs)
         self.sync_on_start = sync_on_start
         self.fetcher = fetcher if fetcher is not None else Fetcher(session, config)
-        self.deliverer = Deliverer(self, db, config)
+        self.deliverer = Deliverer(self, db, config, ask_buttons=llm is not None)
         self.digests = DigestScheduler(db, config, self.fetcher, self.deliverer, clock=clock)
         self.digests.wait_ready = self.wait_until_ready
+        if llm is not None:
+            self.digests.after_ingest = self._enrich_new_papers
         self._catch_up_task: asyncio.Task | None = None
+
+    async def _enrich_new_papers(self, new_ids: Sequence[str]) -> None:
+        """LLM summaries, labels and embeddings for newly stored papers; never blocks a digest."""
+        assert self.llm is not None
+        try:
+            report = await enrich_ids(self.db, self.llm, list(new_ids))
+            log.info(
+                "enriched %d new papers (%d failed, %d tokens)",
+                report.enriched,
+                report.failed,
+                report.tokens,
+            )
+            if self.embedder is not None:
+                await embed_missing(self.db, self.embedder)
+        except Exception:
+            log.exception("enrichment of new papers failed; the non-LLM summaries stay")
 
     def set_mention_planner(self, planner: MentionPlanner | None) -> None:
         self.deliverer.mention_planner = planner

@@ -23,7 +23,7 @@ from bot.digest import select_for_channel
 from bot.models import Paper
 from bot.pacing import WindowLimiter
 from bot.render import digest_header, digest_messages, message, no_mentions
-from bot.text import sanitize
+from bot.text import sanitize, truncate
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,50 @@ def allowed_mentions_from(payload: dict[str, Any]) -> discord.AllowedMentions:
     )
 
 
+def ask_button_rows(paper_ids: Sequence[str], titles: dict[str, str]) -> list[dict[str, Any]]:
+    """One "Ask" button per paper (at most 25: five rows of five), as component JSON."""
+    buttons = [
+        {
+            "type": 2,
+            "style": 1,
+            "label": truncate(f"Ask: {titles.get(paper_id, paper_id)}", 40),
+            "custom_id": f"paperbot:ask:{paper_id}",
+        }
+        for paper_id in paper_ids[:25]
+    ]
+    return [{"type": 1, "components": buttons[i : i + 5]} for i in range(0, len(buttons), 5)]
+
+
+def view_from_components(rows: Sequence[dict[str, Any]]) -> discord.ui.View | None:
+    """A view carrying stored button JSON; clicks are handled by the cogs' dynamic items."""
+    if not rows:
+        return None
+    view = discord.ui.View(timeout=None)
+    for row_index, row in enumerate(rows):
+        for button in row.get("components", []):
+            view.add_item(
+                discord.ui.Button(
+                    label=button.get("label"),
+                    custom_id=button.get("custom_id"),
+                    style=discord.ButtonStyle(button.get("style", 1)),
+                    row=row_index,
+                )
+            )
+    view.stop()  # nothing to dispatch here: the dynamic items answer the clicks
+    return view
+
+
 def send_kwargs(payload: dict[str, Any]) -> dict[str, Any]:
     """discord.py keyword arguments for a stored message payload."""
-    return {
+    kwargs: dict[str, Any] = {
         "content": payload.get("content") or None,
         "embeds": [discord.Embed.from_dict(embed) for embed in payload.get("embeds", [])],
         "allowed_mentions": allowed_mentions_from(payload),
     }
+    view = view_from_components(payload.get("components", []))
+    if view is not None:
+        kwargs["view"] = view
+    return kwargs
 
 
 def _paper_ids_per_message(
@@ -94,12 +131,14 @@ class Deliverer:
         config: Config,
         *,
         mention_planner: MentionPlanner | None = None,
+        ask_buttons: bool = False,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.client = client
         self.db = db
         self.config = config
         self.mention_planner = mention_planner
+        self.ask_buttons = ask_buttons
         self._sleep = sleep
         self._locks: dict[int, asyncio.Lock] = {}
         # Discord's global limit (~50 requests/s): when many feeds post at the same minute,
@@ -131,9 +170,12 @@ class Deliverer:
             day, papers, layout=feed.layout, header=not split_header, feed_name=feed.name or None
         )
         header_embeds = 0 if split_header else 1
+        titles = {paper.arxiv_id: paper.title for paper in papers}
         for payload, ids in zip(
             payloads, _paper_ids_per_message(payloads, papers, header_embeds), strict=True
         ):
+            if self.ask_buttons and ids:
+                payload = {**payload, "components": ask_button_rows(ids, titles)}
             planned.append(PlannedMessage(len(planned), "papers", payload, ids))
         if self.mention_planner is not None:
             for payload in await self.mention_planner(feed, day, papers):

@@ -81,6 +81,8 @@ class DigestScheduler:
         self.scheduler = scheduler or AsyncIOScheduler(timezone=UTC)
         self.clock = clock
         self.wait_ready: Callable[[], Awaitable[object]] | None = None
+        # Called with the ids of newly stored papers after each fetch (LLM enrichment).
+        self.after_ingest: Callable[[list[str]], Awaitable[object]] | None = None
         self._fetch_locks: dict[tuple[str, date], asyncio.Lock] = {}
         self._running: set[asyncio.Task] = set()
 
@@ -210,6 +212,8 @@ class DigestScheduler:
             result = await ingest(self.db, entries)
             await ledger.record_fetch(self.db, source, day, "done", papers=len(entries))
             log.info("fetched %s %s: %d papers (%d new)", source, day, len(entries), result.new)
+            if self.after_ingest is not None and result.new_ids:
+                await self.after_ingest(result.new_ids)
             return "done"
 
     # -- posting ----------------------------------------------------------------------------

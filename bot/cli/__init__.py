@@ -24,7 +24,7 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     # discord.py and aiohttp are chatty at DEBUG; keep them at INFO unless asked.
-    for name in ("discord", "aiohttp", "apscheduler"):
+    for name in ("discord", "aiohttp", "apscheduler", "httpx", "httpx2", "openai"):
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
 
 

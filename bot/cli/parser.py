@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-tags", action="store_true", help="list known tags with paper counts")
     p.set_defaults(handler=commands.search_command)
 
+    from bot.cli.llm_commands import add_llm_commands  # imports parse_day from this module
+
+    add_llm_commands(sub)
+
     p = sub.add_parser("db", help="database maintenance")
     p.add_argument("action", choices=("migrate", "stats", "backup"))
     p.add_argument("target", nargs="?", help="backup: destination file")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from contextlib import AsyncExitStack
 
 import aiohttp
 import discord
@@ -14,7 +15,9 @@ from bot.client import PaperBot
 from bot.config import Config
 from bot.db.database import connect
 from bot.discord_api import configure_from_env
+from bot.embeddings import make_embedder
 from bot.errors import InputError, PaperbotError
+from bot.llm import LLMClient
 from bot.sources.http import USER_AGENT
 
 log = logging.getLogger(__name__)
@@ -27,13 +30,29 @@ async def run_command(args: argparse.Namespace, config: Config) -> int:
             "export its token (see README, 'Running the bot')"
         )
     configure_from_env()
-    if not config.llm_enabled:
-        log.info("LLM module off (no llm.base_url or OPENAI_API_KEY): non-LLM summaries are used")
     async with (
         connect(config.database.path) as db,
         aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session,
+        AsyncExitStack() as stack,
     ):
-        bot = PaperBot(config=config, db=db, session=session, sync_on_start=args.sync)
+        llm = embedder = None
+        if config.llm_enabled:
+            llm = await stack.enter_async_context(LLMClient.from_config(config, db=db))
+            embedder = make_embedder(config, llm)
+            log.info("LLM module on: %s (retrieval: %s)", llm, embedder or "keywords only")
+        else:
+            log.info(
+                "LLM module off (no llm.base_url or OPENAI_API_KEY): /ask is not registered "
+                "and digests use the summaries made without an LLM"
+            )
+        bot = PaperBot(
+            config=config,
+            db=db,
+            session=session,
+            sync_on_start=args.sync,
+            llm=llm,
+            embedder=embedder,
+        )
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
 

@@ -1,0 +1,577 @@
+"""The optional LLM client: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp).
+
+Only ``/v1/chat/completions`` and ``/v1/embeddings`` are used. :class:`LLMClient` adds what
+the bot needs around the ``openai`` package: a concurrency limit, a daily token budget kept
+in SQLite (a restart does not reset it), JSON replies validated against the expected shape
+with one repair round, and one exception type, :class:`LLMUnavailable`, whose message is a
+single line that never contains the API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+import openai
+
+from bot.config import Config, LLMConfig
+from bot.db.database import Database
+from bot.db.llm_store import add_usage, tokens_used
+from bot.errors import PaperbotError
+from bot.text import one_line
+
+try:  # the HTTP library the installed openai package is built on
+    import httpx2 as _httpx
+except ImportError:  # pragma: no cover - older openai releases use httpx
+    import httpx as _httpx  # type: ignore[no-redef]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Message = dict[str, str]
+DeltaCallback = Callable[[str], Awaitable[None]]
+
+DEFAULT_MAX_RETRIES = 2
+EMBED_BATCH = 64
+_SNIPPET = 160
+_THINK_RE = re.compile(r"<think>.*?</think>", re.S | re.I)
+_FENCE_RE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.S)
+_SECRET_RE = re.compile(r"\b(?:sk|pk|key|hf|gsk)[-_][A-Za-z0-9_\-*]{6,}")
+
+
+class LLMUnavailable(PaperbotError):
+    """The LLM gave no usable answer. ``kind`` says why; the message is one safe line.
+
+    kinds: auth, rate_limit, server, timeout, connection, bad_request, not_found, budget,
+    bad_output, error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "error",
+        retry_after: float | None = None,
+        tokens: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+        self.tokens = tokens  # tokens spent before the failure (a failed repair round)
+
+
+class LLMBudgetExceeded(LLMUnavailable):
+    """Today's (UTC) token budget is used up; no request was sent."""
+
+
+class LLMBadOutput(LLMUnavailable):
+    """The reply was not the JSON asked for, even after one repair round."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A completed chat reply and its token usage (``estimated`` when the server sent none)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    finish_reason: str | None = None
+    estimated: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class JSONResult(Generic[T]):
+    """A validated JSON reply; ``tokens`` counts every round, ``repaired`` if one was needed."""
+
+    value: T
+    tokens: int
+    repaired: bool
+    text: str
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def display_url(base_url: str) -> str:
+    """``scheme://host[:port]/path`` without credentials or query, for messages and logs."""
+    if not base_url:
+        return "the OpenAI API"
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+
+
+def strip_reasoning(text: str) -> str:
+    """Drop ``<think>...</think>`` blocks that some local reasoning models emit."""
+    return _THINK_RE.sub("", text).strip()
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """The JSON object in a reply (tolerates code fences and prose around it)."""
+    body = strip_reasoning(text)
+    fenced = _FENCE_RE.match(body)
+    if fenced:
+        body = fenced.group(1).strip()
+    if not body.startswith("{"):
+        start, end = body.find("{"), body.rfind("}")
+        if start == -1 or end <= start:
+            raise ValueError("the reply contains no JSON object")
+        body = body[start : end + 1]
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _estimate_tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+class LLMClient:
+    """An OpenAI-compatible endpoint with a concurrency limit and a daily token budget.
+
+    Use ``async with LLMClient(...)`` (or call :meth:`close`). ``db`` persists the token
+    count per UTC day; without it the count lives in memory. A budget of 0 means no limit.
+    Chat tokens count against the budget; embedding tokens are recorded but not counted
+    (they cost a fraction), yet once the budget is used up no request of either kind is sent.
+    """
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        api_key: str | None = None,
+        *,
+        db: Database | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        today: Callable[[], date] = utc_today,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self._api_key = api_key or "not-needed"
+        self._today = today
+        self._where = display_url(config.base_url)
+        self._openai = openai.AsyncOpenAI(
+            base_url=config.base_url or None,
+            api_key=self._api_key,
+            timeout=config.timeout,
+            max_retries=max_retries,
+        )
+        self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._usage: dict[date, int] = {}
+        self._usage_lock = asyncio.Lock()
+        # Optional request parameters this server turned out to reject; not sent again.
+        self._unsupported: set[str] = set()
+        self._use_max_completion_tokens = False
+
+    @classmethod
+    def from_config(
+        cls, config: Config, *, db: Database | None = None, max_retries: int = DEFAULT_MAX_RETRIES
+    ) -> LLMClient:
+        """A client for ``config.llm`` with the key from the environment (OPENAI_API_KEY)."""
+        return cls(config.llm, config.openai_api_key, db=db, max_retries=max_retries)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"<LLMClient {self._where} model={self.config.model!r}>"
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    @property
+    def embedding_model(self) -> str:
+        return self.config.embedding_model
+
+    async def close(self) -> None:
+        await self._openai.close()
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- budget ---------------------------------------------------------------------------
+
+    async def tokens_used_today(self) -> int:
+        day = self._today()
+        if self.db is not None:
+            return await tokens_used(self.db, day)
+        return self._usage.get(day, 0)
+
+    async def _check_budget(self, what: str) -> None:
+        budget = self.config.daily_token_budget
+        if budget <= 0:
+            return
+        used = await self.tokens_used_today()
+        if used >= budget:
+            message = (
+                f"the daily LLM token budget ({budget:,} tokens) is used up: {used:,} used today "
+                "(UTC); it resets at 00:00 UTC (llm.daily_token_budget)"
+            )
+            log.warning("LLM %s not sent: %s", what, message)
+            raise LLMBudgetExceeded(message, kind="budget")
+
+    async def _count(self, tokens: int, *, embedding: bool = False) -> None:
+        day = self._today()
+        async with self._usage_lock:
+            if self.db is not None:
+                await add_usage(self.db, day, tokens, embedding=embedding)
+            elif not embedding:
+                self._usage[day] = self._usage.get(day, 0) + tokens
+
+    # --- errors ---------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        if self._api_key and self._api_key != "not-needed":
+            text = text.replace(self._api_key, "***")
+        return _SECRET_RE.sub("***", one_line(text))[:_SNIPPET]
+
+    def _error(self, exc: BaseException) -> LLMUnavailable:
+        """One clear line for any failure of the endpoint (never the key)."""
+        where = self._where
+        if isinstance(exc, LLMUnavailable):
+            return exc
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = self._scrub(_server_message(exc))
+            if status in (401, 403):
+                return LLMUnavailable(
+                    f"LLM endpoint {where} refused the credentials (HTTP {status}); "
+                    "check OPENAI_API_KEY",
+                    kind="auth",
+                )
+            if status == 429:
+                retry_after = _retry_after(exc.response)
+                hint = f"; retry after {retry_after:g}s" if retry_after is not None else ""
+                return LLMUnavailable(
+                    f"LLM endpoint {where} is rate limiting requests (HTTP 429{hint})",
+                    kind="rate_limit",
+                    retry_after=retry_after,
+                )
+            if status == 404:
+                return LLMUnavailable(
+                    f"LLM endpoint {where} answered HTTP 404 (unknown model "
+                    f"{self.config.model!r} or wrong base_url?){_detail(detail)}",
+                    kind="not_found",
+                )
+            if status >= 500:
+                return LLMUnavailable(
+                    f"LLM endpoint {where} failed (HTTP {status}){_detail(detail)}", kind="server"
+                )
+            return LLMUnavailable(
+                f"LLM endpoint {where} rejected the request (HTTP {status}){_detail(detail)}",
+                kind="bad_request",
+            )
+        if isinstance(exc, openai.APITimeoutError | _httpx.TimeoutException | TimeoutError):
+            return LLMUnavailable(
+                f"LLM endpoint {where} did not answer within {self.config.timeout:g}s",
+                kind="timeout",
+            )
+        if isinstance(exc, openai.APIConnectionError | _httpx.TransportError | OSError):
+            return LLMUnavailable(
+                f"cannot reach LLM endpoint {where} (connection refused or lost)",
+                kind="connection",
+            )
+        if isinstance(exc, openai.APIResponseValidationError | ValueError):
+            return LLMUnavailable(
+                f"LLM endpoint {where} sent a malformed response", kind="bad_request"
+            )
+        return LLMUnavailable(f"LLM request to {where} failed ({type(exc).__name__})", kind="error")
+
+    def _fail(self, what: str, exc: BaseException) -> LLMUnavailable:
+        error = self._error(exc)
+        log.warning("LLM %s failed: %s", what, error)
+        return error
+
+    # --- chat -----------------------------------------------------------------------------
+
+    def _params(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None,
+        temperature: float | None,
+        json_mode: bool,
+        stream: bool,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": self.config.model, "messages": list(messages)}
+        limit = max_tokens or self.config.max_tokens
+        if self._use_max_completion_tokens:
+            params["max_completion_tokens"] = limit
+        else:
+            params["max_tokens"] = limit
+        if temperature is not None and "temperature" not in self._unsupported:
+            params["temperature"] = temperature
+        if json_mode and "response_format" not in self._unsupported:
+            params["response_format"] = {"type": "json_object"}
+        if stream:
+            params["stream"] = True
+            if "stream_options" not in self._unsupported:
+                params["stream_options"] = {"include_usage": True}
+        return params
+
+    def _drop_rejected(self, params: dict[str, Any], exc: openai.APIStatusError) -> bool:
+        """After a 400/422, drop the optional parameter the server objected to; True if any."""
+        if exc.status_code not in (400, 422):
+            return False
+        text = f"{getattr(exc, 'message', '')} {getattr(exc, 'body', '')}".lower()
+        if "max_tokens" in params and "max_completion_tokens" in text:
+            self._use_max_completion_tokens = True
+            params["max_completion_tokens"] = params.pop("max_tokens")
+            log.info("LLM endpoint %s wants max_completion_tokens; using it", self._where)
+            return True
+        for name in ("response_format", "stream_options", "temperature"):
+            if name in params and name in text:
+                return self._drop(params, name)
+        # No parameter named: the usual suspects, most likely first.
+        for name in ("response_format", "stream_options"):
+            if name in params:
+                return self._drop(params, name)
+        return False
+
+    def _drop(self, params: dict[str, Any], name: str) -> bool:
+        params.pop(name)
+        self._unsupported.add(name)
+        log.info("LLM endpoint %s rejects %s; sending requests without it", self._where, name)
+        return True
+
+    async def _create(self, params: dict[str, Any]) -> Any:
+        for _ in range(4):
+            try:
+                return await self._openai.chat.completions.create(**params)
+            except openai.APIStatusError as exc:
+                if not self._drop_rejected(params, exc):
+                    raise
+        return await self._openai.chat.completions.create(**params)
+
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = 0.2,
+        json_mode: bool = False,
+        stream: bool = False,
+        on_delta: DeltaCallback | None = None,
+    ) -> ChatResult:
+        """One chat completion. With ``stream`` (or ``on_delta``) the reply is streamed and
+        ``on_delta`` gets each piece of text as it arrives. Raises :class:`LLMUnavailable`."""
+        stream = stream or on_delta is not None
+        await self._check_budget("chat")
+        params = self._params(
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            json_mode=json_mode,
+            stream=stream,
+        )
+        async with self._semaphore:
+            try:
+                if stream:
+                    result = await self._chat_stream(params, on_delta)
+                else:
+                    result = await self._chat_once(params)
+            except Exception as exc:
+                raise self._fail("chat", exc) from None
+        await self._count(result.tokens)
+        return result
+
+    async def _chat_once(self, params: dict[str, Any]) -> ChatResult:
+        response = await self._create(params)
+        choices = getattr(response, "choices", None) or []
+        if not choices:
+            raise LLMUnavailable(
+                f"LLM endpoint {self._where} sent a reply without choices", kind="bad_request"
+            )
+        text = choices[0].message.content or ""
+        return self._result(params, text, response.usage, choices[0].finish_reason, response)
+
+    async def _chat_stream(
+        self, params: dict[str, Any], on_delta: DeltaCallback | None
+    ) -> ChatResult:
+        stream = await self._create(params)
+        parts: list[str] = []
+        usage = None
+        finish_reason = None
+        model = None
+        try:
+            async for chunk in stream:
+                model = model or getattr(chunk, "model", None)
+                if getattr(chunk, "usage", None):
+                    usage = chunk.usage
+                for choice in chunk.choices or ():
+                    piece = choice.delta.content if choice.delta else None
+                    if piece:
+                        parts.append(piece)
+                        if on_delta is not None:
+                            await on_delta(piece)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        finally:
+            await stream.close()
+        return self._result(params, "".join(parts), usage, finish_reason, None, model)
+
+    def _result(
+        self,
+        params: dict[str, Any],
+        text: str,
+        usage: Any,
+        finish_reason: str | None,
+        response: Any,
+        model: str | None = None,
+    ) -> ChatResult:
+        model = model or getattr(response, "model", None) or self.config.model
+        if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
+            return ChatResult(
+                text,
+                int(usage.prompt_tokens or 0),
+                int(usage.completion_tokens or 0),
+                model,
+                finish_reason,
+            )
+        prompt = sum(_estimate_tokens(m.get("content", "")) for m in params["messages"])
+        return ChatResult(text, prompt, _estimate_tokens(text), model, finish_reason, True)
+
+    async def chat_json(
+        self,
+        messages: Sequence[Message],
+        validate: Callable[[dict[str, Any]], T],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = 0.2,
+    ) -> JSONResult[T]:
+        """A reply parsed as a JSON object and checked by ``validate`` (raises ValueError).
+
+        Asks for ``response_format={"type": "json_object"}`` (dropped if the server rejects
+        it). An invalid reply is sent back once with the problem; a second invalid reply
+        raises :class:`LLMBadOutput`.
+        """
+        first = await self.chat(
+            messages, max_tokens=max_tokens, temperature=temperature, json_mode=True
+        )
+        try:
+            return JSONResult(
+                validate(parse_json_object(first.text)), first.tokens, False, first.text
+            )
+        except ValueError as exc:
+            problem = one_line(str(exc))[:300]
+            log.info("LLM reply was not the JSON asked for (%s); asking once to repair it", problem)
+        repair = [
+            *messages,
+            {"role": "assistant", "content": first.text[:6000]},
+            {
+                "role": "user",
+                "content": (
+                    f"That reply is not usable: {problem}. Answer again with only the JSON "
+                    "object in the requested shape: no prose, no code fences."
+                ),
+            },
+        ]
+        second = await self.chat(repair, max_tokens=max_tokens, temperature=0.0, json_mode=True)
+        tokens = first.tokens + second.tokens
+        try:
+            value = validate(parse_json_object(second.text))
+        except ValueError as exc:
+            message = (
+                f"the LLM did not return valid JSON after one repair ({one_line(str(exc))[:200]})"
+            )
+            log.warning("LLM chat_json failed: %s", message)
+            raise LLMBadOutput(message, kind="bad_output", tokens=tokens) from None
+        return JSONResult(value, tokens, True, second.text)
+
+    # --- embeddings -----------------------------------------------------------------------
+
+    async def embed(self, texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:
+        """Vectors for ``texts`` from ``/v1/embeddings`` (``llm.embedding_model`` by default)."""
+        name = model or self.config.embedding_model
+        if not name:
+            raise LLMUnavailable(
+                "no embedding model configured (llm.embedding_model)", kind="error"
+            )
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = [text or " " for text in texts[start : start + EMBED_BATCH]]
+            await self._check_budget("embeddings")
+            async with self._semaphore:
+                try:
+                    response = await self._openai.embeddings.create(
+                        input=batch, model=name, encoding_format="float"
+                    )
+                    items = sorted(response.data, key=lambda item: item.index)
+                    if len(items) != len(batch):
+                        raise ValueError("wrong number of vectors")
+                    got = [list(map(float, item.embedding)) for item in items]
+                except Exception as exc:
+                    raise self._fail("embeddings", exc) from None
+            usage = getattr(response, "usage", None)
+            tokens = int(
+                getattr(usage, "total_tokens", 0) or getattr(usage, "prompt_tokens", 0) or 0
+            )
+            await self._count(tokens or sum(_estimate_tokens(t) for t in batch), embedding=True)
+            vectors.extend(got)
+        return vectors
+
+    async def list_models(self) -> list[str]:
+        """Model ids the endpoint serves (a cheap health check; no tokens)."""
+        try:
+            page = await self._openai.models.list()
+            return [item.id async for item in page]
+        except Exception as exc:
+            raise self._fail("models", exc) from None
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    """The server's own error message (``error.message`` of the body), if any."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(error, str):
+            return error
+    return re.sub(r"^Error code: \d+ - ", "", str(getattr(exc, "message", "") or ""))
+
+
+def _detail(detail: str) -> str:
+    return f": {detail}" if detail else ""
+
+
+def _retry_after(response: Any) -> float | None:
+    value = getattr(response, "headers", {}).get("retry-after") if response is not None else None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+__all__ = [
+    "ChatResult",
+    "JSONResult",
+    "LLMBadOutput",
+    "LLMBudgetExceeded",
+    "LLMClient",
+    "LLMUnavailable",
+    "parse_json_object",
+]
