@@ -20,13 +20,14 @@ from bot.enrich import enrich_ids
 from bot.feeds import feed_filters
 from bot.fetch import Fetcher
 from bot.llm import LLMClient
+from bot.notify import SubscriptionPlanner
 from bot.scheduler import Clock, DigestScheduler, utc_now
 from bot.tree import PaperTree
 
 log = logging.getLogger(__name__)
 
 # Loaded in this order; each module has an ``async def setup(bot)``.
-DEFAULT_COGS: tuple[str, ...] = ("cogs.admin", "cogs.digest", "cogs.search")
+DEFAULT_COGS: tuple[str, ...] = ("cogs.admin", "cogs.digest", "cogs.search", "cogs.subscriptions")
 
 
 def intents() -> discord.Intents:
@@ -107,7 +108,13 @@ class PaperBot(commands.Bot):
         self.cog_names = tuple(cogs)
         self.sync_on_start = sync_on_start
         self.fetcher = fetcher if fetcher is not None else Fetcher(session, config)
-        self.deliverer = Deliverer(self, db, config, ask_buttons=llm is not None)
+        self.deliverer = Deliverer(
+            self,
+            db,
+            config,
+            ask_buttons=llm is not None,
+            mention_planner=SubscriptionPlanner(self, db),
+        )
         self.digests = DigestScheduler(db, config, self.fetcher, self.deliverer, clock=clock)
         self.digests.wait_ready = self.wait_until_ready
         if llm is not None:

@@ -15,6 +15,7 @@ import discord
 from bot.config import Config
 from bot.db import feeds as feed_store
 from bot.db import ledger
+from bot.db import subscriptions as sub_store
 from bot.db.database import Database
 from bot.db.feeds import Feed
 from bot.db.ledger import LedgerMessage, PlannedMessage
@@ -179,7 +180,8 @@ class Deliverer:
             planned.append(PlannedMessage(len(planned), "papers", payload, ids))
         if self.mention_planner is not None:
             for payload in await self.mention_planner(feed, day, papers):
-                planned.append(PlannedMessage(len(planned), "mentions", payload))
+                kind = payload.pop("kind", "mentions")
+                planned.append(PlannedMessage(len(planned), kind, payload))
         return planned
 
     def _is_forum(self, feed: Feed) -> bool:
@@ -211,6 +213,10 @@ class Deliverer:
             target: discord.abc.Messageable | None = None
             thread_id = delivery.thread_id
             for item in messages:
+                if item.kind == "dm":
+                    if item.status not in ("sent", "skipped"):
+                        await self._send_dm(item)
+                    continue
                 if item.status == "sent":
                     if item.seq == 0 and thread_id is None and feed.thread:
                         thread_id = await self._open_thread(channel, delivery, item.message_id)
@@ -254,6 +260,21 @@ class Deliverer:
             len(messages) - sent_before,
         )
         return Outcome("done", len(messages) - sent_before, len(messages))
+
+    async def _send_dm(self, item: LedgerMessage) -> None:
+        """A subscriber's private list. A closed DM is recorded (shown in /subscriptions) and
+        never retried for this message; it does not pause the feed."""
+        user_id = int(item.payload["dm_user_id"])
+        try:
+            user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
+            channel = user.dm_channel or await user.create_dm()
+            await self._send_once(channel, item, ())
+        except discord.Forbidden as exc:
+            await sub_store.record_dm_closed(self.db, user_id, exc.text or "DMs closed")
+            await ledger.mark_skipped(self.db, item.delivery_id, item.seq)
+            log.info("DM to user %s not delivered (closed); recorded", user_id)
+        except discord.NotFound:
+            await ledger.mark_skipped(self.db, item.delivery_id, item.seq)
 
     async def _channel(self, channel_id: int) -> Any:
         channel = self.client.get_channel(channel_id)

@@ -66,6 +66,10 @@ class SearchSessions:
             self._items.popitem(last=False)
         return token
 
+    def forget_user(self, user_id: int) -> None:
+        for token in [t for t, s in self._items.items() if s.user_id == user_id]:
+            del self._items[token]
+
     def get(self, token: str) -> SearchSession | None:
         session = self._items.get(token)
         if session is None or time.monotonic() - session.created > self.ttl:

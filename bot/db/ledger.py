@@ -141,6 +141,15 @@ async def mark_sent(db: Database, delivery_id: int, seq: int, message_id: int) -
         )
 
 
+async def mark_skipped(db: Database, delivery_id: int, seq: int) -> None:
+    """A message that will never be sent (e.g. a DM to a user who closed DMs)."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE delivery_messages SET status = 'skipped' WHERE delivery_id = ? AND seq = ?",
+            (delivery_id, seq),
+        )
+
+
 async def set_thread(db: Database, delivery_id: int, thread_id: int) -> None:
     async with db.transaction() as conn:
         await conn.execute(
