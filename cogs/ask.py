@@ -193,6 +193,11 @@ class AskCog(commands.Cog):
             )
         await edit(await self._answer(work))
 
+    @ask_command.autocomplete("tag")
+    async def _ask_tag_autocomplete(self, interaction: discord.Interaction, current: str):
+        cog = self.bot.get_cog("SearchCog")
+        return await cog.tag_autocomplete(interaction, current) if cog is not None else []
+
     async def open_thread(self, interaction: discord.Interaction, paper_id: str) -> None:
         """The Ask button: a thread about one paper (reused if one is already open)."""
         paper = await get_paper(self.bot.db, paper_id)

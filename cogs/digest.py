@@ -101,6 +101,13 @@ async def zone_autocomplete(
     return [app_commands.Choice(name=z, value=z) for z in (first + rest)[:25]]
 
 
+async def tag_list_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    cog = interaction.client.get_cog("SearchCog")
+    return await cog.tag_list_autocomplete(interaction, current) if cog is not None else []
+
+
 def describe_feed(feed: Feed) -> str:
     filters = feed.filters
     parts = [
@@ -166,7 +173,11 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
         name="A short name for this feed",
         alert_channel="Where to report problems (e.g. missing permissions)",
     )
-    @app_commands.autocomplete(timezone=zone_autocomplete)
+    @app_commands.autocomplete(
+        timezone=zone_autocomplete,
+        include_tags=tag_list_autocomplete,
+        exclude_tags=tag_list_autocomplete,
+    )
     @app_commands.choices(layout=LAYOUT_CHOICES, empty_day=EMPTY_CHOICES)
     async def setup_feed(
         self,
@@ -239,7 +250,11 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
         empty_day="What to post on a day without papers",
         name="A short name",
     )
-    @app_commands.autocomplete(timezone=zone_autocomplete)
+    @app_commands.autocomplete(
+        timezone=zone_autocomplete,
+        include_tags=tag_list_autocomplete,
+        exclude_tags=tag_list_autocomplete,
+    )
     @app_commands.choices(layout=LAYOUT_CHOICES, empty_day=EMPTY_CHOICES)
     async def edit_feed(
         self,

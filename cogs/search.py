@@ -167,6 +167,22 @@ class SearchCog(commands.Cog):
             self._tags_cache = (time.monotonic(), cached)
         return cached
 
+    async def tag_list_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """For comma-separated tag options: complete the last item, keeping the earlier ones."""
+        done, _, last = current.rpartition(",")
+        prefix = ", ".join(part.strip() for part in done.split(",") if part.strip())
+        choices = await self.tag_autocomplete(interaction, last)
+        if not prefix:
+            return choices
+        joined = [(f"{prefix}, {choice.value}", choice.name) for choice in choices]
+        return [
+            app_commands.Choice(name=truncate(f"{prefix}, {name}", 100), value=value[:100])
+            for value, name in joined
+            if len(value) <= 100
+        ]
+
     async def tag_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:

@@ -422,3 +422,40 @@ async def test_preview_and_post_now_for_admins(standin: StandIn, start_bot, tmp_
         assert "Posted" in followup.content
         assert sorted(posted_paper_ids(standin, standin.text_channel.id)) == sorted(SEED_IDS)
     standin.assert_clean()
+
+
+async def test_owner_syncs_by_mention_and_others_are_ignored(standin: StandIn, start_bot, tmp_path):
+    config = make_config(
+        tmp_path / "bot.db",
+        discord={"command_guild_ids": [standin.guild.id], "owner_ids": [standin.admin_user.id]},
+    )
+    mention = f"<@{standin.bot_user.id}> sync"
+    path = rf"/guilds/{standin.guild.id}/commands$"
+    async with start_bot(config=config):
+        await standin.post_user_message(
+            standin.text_channel.id, standin.plain_user.id, mention, mentions=[standin.bot_user.id]
+        )
+        await asyncio.sleep(0.5)
+        assert standin.requests_to("PUT", path) == [], "only an owner may sync"
+        await standin.post_user_message(
+            standin.text_channel.id, standin.admin_user.id, mention, mentions=[standin.bot_user.id]
+        )
+        await wait_for(lambda: standin.requests_to("PUT", path))
+        await wait_for(
+            lambda: any("Synced" in m.content for m in standin.messages_in(standin.text_channel.id))
+        )
+    standin.assert_clean()
+
+
+async def test_tag_list_options_autocomplete_the_last_item(standin: StandIn, start_bot):
+    async with start_bot() as bot:
+        await sync_to(bot, standin.guild.id)
+        options = {"channel": str(standin.text_channel.id), "include_tags": "Robotics, comp"}
+        handle = await standin.autocomplete(
+            "digest setup", options, "include_tags", user_id=standin.admin_user.id
+        )
+        await handle.wait_callback()
+        values = [choice["value"] for choice in handle.choices]
+        assert values and values[0] == "Robotics, Computer Vision"
+        assert all(value.startswith("Robotics, ") for value in values)
+    standin.assert_clean()
