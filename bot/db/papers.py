@@ -316,10 +316,8 @@ def _prominence(listing: Listing, order: dict[str, int]) -> tuple:
     )
 
 
-async def listed_days(
-    db: Database, since: date | None = None, until: date | None = None
-) -> list[date]:
-    """Days that have at least one listing, ascending."""
+def _day_range(since: date | None, until: date | None) -> tuple[str, list[str]]:
+    """A ``day`` condition (empty when unbounded) and its parameters."""
     clauses, params = [], []
     if since:
         clauses.append("day >= ?")
@@ -327,7 +325,15 @@ async def listed_days(
     if until:
         clauses.append("day <= ?")
         params.append(until.isoformat())
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return " AND ".join(clauses), params
+
+
+async def listed_days(
+    db: Database, since: date | None = None, until: date | None = None
+) -> list[date]:
+    """Days that have at least one listing, ascending."""
+    condition, params = _day_range(since, until)
+    where = f"WHERE {condition}" if condition else ""
     rows = await db.fetchall(f"SELECT DISTINCT day FROM listings {where} ORDER BY day", params)
     return [date.fromisoformat(row[0]) for row in rows]
 
@@ -337,17 +343,10 @@ async def iter_all_entries(db: Database, since: date | None = None, until: date 
 
     Yields ``(paper, [listings])`` in id order; used by the JSON Lines backup.
     """
-    if since or until:
-        clauses, params = [], []
-        if since:
-            clauses.append("day >= ?")
-            params.append(since.isoformat())
-        if until:
-            clauses.append("day <= ?")
-            params.append(until.isoformat())
-        id_filter = f"WHERE id IN (SELECT paper_id FROM listings WHERE {' AND '.join(clauses)})"
-    else:
-        id_filter, params = "", []
+    condition, params = _day_range(since, until)
+    id_filter = (
+        f"WHERE id IN (SELECT paper_id FROM listings WHERE {condition})" if condition else ""
+    )
     listings: dict[int, list[Listing]] = {}
     for row in await db.fetchall(
         "SELECT paper_id, day, source, rank, upvotes FROM listings ORDER BY day, source, rank"
