@@ -242,6 +242,33 @@ def test_the_result_is_a_read_only_mapping_with_cheap_views():
     assert result == dict(result) and "2 subscribers" in repr(result)
 
 
+def test_subscribers_come_in_the_order_of_their_first_subscription():
+    subs = [
+        sub("keyword", "video", 5),
+        sub("tag", "Robotics", 3),
+        sub("keyword", "diffusion", 9),
+        sub("tag", "Computer Vision", 5),
+    ]
+    result = SubscriptionIndex.build(subs).match(DAY)
+    assert [key.subscriber_id for key in result] == [5, 3, 9]
+    assert [key.subscriber_id for key, _ in result.items()] == [5, 3, 9]
+
+
+def test_a_day_with_more_papers_than_an_sqlite_integer_has_bits():
+    papers = [
+        paper(n, f"Paper {n}", "common words" if n % 7 == 0 else "other", authors=(f"Ann {n}",))
+        for n in range(1, 71)
+    ]
+    subs = [
+        sub("keyword", "common", 1),
+        sub("keyword", "commo* -paper", 2),
+        sub("author", "Ann 70", 3),
+        sub("keyword", '"paper 64" OR "paper 70"', 4),
+    ]
+    sevens = [str(n) for n in range(7, 71, 7)]
+    assert matched(subs, papers) == {1: sevens, 3: ["70"], 4: ["64", "70"]}
+
+
 def test_empty_inputs():
     assert SubscriptionIndex.build([]).match(DAY) == {}
     assert SubscriptionIndex.build([sub("tag", "Robotics", 1)]).match([]) == {}

@@ -212,8 +212,7 @@ async def test_ask_button_opens_a_thread_and_follow_ups_keep_context_across_a_re
                 m
                 for m in standin.messages_in(thread.id)
                 if "RoPE [1]" in m.content
-                or ("RoPE" in m.content
-                and m.author_id == standin.bot_user.id)
+                or ("RoPE" in m.content and m.author_id == standin.bot_user.id)
             ]
             if replies:
                 break
