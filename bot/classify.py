@@ -16,8 +16,11 @@ It returns at most 3 task labels (highest score first) followed by group labels,
 from __future__ import annotations
 
 import re
+import string
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Group label -> its task labels, in the order of the Hugging Face task taxonomy.
 TAXONOMY: dict[str, tuple[str, ...]] = {
@@ -441,17 +444,190 @@ def _compile(rule: Rule) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})(?!\w)")
 
 
-_RULE_PATTERNS: dict[Rule, re.Pattern[str]] = {rule: _compile(rule) for rule in KEYWORD_RULES}
+# Running every rule's regex over a whole abstract is slow, and most rules cannot match it. So
+# each pattern comes with the literal text that all its matches contain (_literal_runs): its
+# whole words must be words of the text (a set lookup) and its runs must occur in the text
+# (str.find: as is for an acronym, else folded in the text's _fold). Where they do, the regex
+# runs on the segments of the text (see _Text) around the first run's occurrences only. None
+# of this changes a count: a match never leaves its segment, and contains its pattern's text.
+
+# Non-ASCII characters that (?i) matches to an ASCII letter but that str.lower() does not turn
+# into it (the Kelvin sign does become "k"); tests/test_classify.py checks every code point.
+_CASE_VARIANTS: dict[int, str] = {0x130: "i", 0x131: "i", 0x17F: "s"}
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_NOT_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if _WORD_RE.fullmatch(c) is None})
+# What a literal run of a pattern is made of (see _literal_runs).
+_LITERAL_CHARS = frozenset(string.ascii_letters + string.digits + " -")
+# A match holds only word characters, spaces and hyphens, so it lies between two of these.
+_SEPARATOR_RE = re.compile(r"[^\w -]")
 
 
-def _hits(rule: Rule, text: str) -> int:
-    return len(_RULE_PATTERNS[rule].findall(text)) if text else 0
+def _fold(text: str) -> str:
+    """``text`` in lowercase with hyphens as spaces, where case-insensitive runs are sought.
+
+    Each character that ``(?i)`` matches to an ASCII letter becomes that letter in lowercase,
+    a hyphen becomes a space and every character stays one character, so where a ``(?i)``
+    pattern matches ``text``, ``_fold(text)`` holds its folded runs at the same places
+    (``_fold("Text-to-3D") == "text to 3d"``).
+    """
+    if not text.isascii():
+        text = text.translate(_CASE_VARIANTS)
+    return text.lower().replace("-", " ")
 
 
-def _rule_score(rule: Rule, title: str, abstract: str, keywords: str) -> float:
-    score = _TITLE_WEIGHT * min(_hits(rule, title), 1)
-    score += _KEYWORDS_WEIGHT * min(_hits(rule, keywords), 1)
-    score += min(_hits(rule, abstract), _ABSTRACT_MAX_HITS)
+def _fold_words(folded: str) -> set[str]:
+    """The words of a fold: its longest runs of ASCII lowercase letters and digits."""
+    if folded.isascii():  # the same, faster
+        return set(folded.translate(_NOT_WORD).split())
+    return set(_WORD_RE.findall(folded))
+
+
+def _atom_end(pattern: str, start: int) -> int:
+    """Where the regex atom at ``start`` ends: a group, a class, an escape or one character."""
+    if pattern[start] == "\\":
+        return start + 2
+    if pattern[start] == "[":
+        return pattern.index("]", start + 1) + 1
+    if pattern[start] != "(":
+        return start + 1
+    depth = 0
+    for index in range(start, len(pattern)):
+        depth += {"(": 1, ")": -1}.get(pattern[index], 0)
+        if depth == 0:
+            return index + 1
+    raise ValueError(f"unbalanced parentheses in {pattern!r}")
+
+
+def _literal_runs(pattern: str) -> list[tuple[str, bool, bool]]:
+    """The runs of literal text that every match of ``pattern`` contains, in its case.
+
+    Each comes with whether it starts and whether it ends the pattern. A run is made of ASCII
+    letters, digits, spaces, hyphens and ``[- ]``, read as a space (as :func:`_fold` reads a
+    hyphen); anything else (a group, a class, an escape, a quantified character) ends it. So
+    ``r"(?:large )?vision[- ]language models?"`` has one run, "vision language model", which
+    neither starts nor ends it. Top-level alternation and counted repetition raise ValueError.
+    """
+    runs: list[tuple[str, bool, bool]] = []
+    run, run_start = "", 0
+    index = 0
+    while index < len(pattern):
+        end = _atom_end(pattern, index)
+        atom = " " if pattern[index:end] == "[- ]" else pattern[index:end]
+        if atom in ("|", "{", "}"):
+            raise ValueError(f"unsupported syntax {atom!r} in {pattern!r}")
+        quantified = pattern[end : end + 1] in ("?", "*", "+")
+        if atom in _LITERAL_CHARS and not quantified:
+            run_start = run_start if run else index
+            run += atom
+        elif run:
+            runs.append((run, run_start == 0, False))
+            run = ""
+        index = end + quantified
+    if run:
+        runs.append((run, run_start == 0, True))
+    return runs
+
+
+def _whole_words(run: str, starts: bool, ends: bool) -> list[str]:
+    """The words of a folded run that a match has between non-word characters.
+
+    A word next to a space of the run is bounded on that side; at the start or the end of the
+    pattern, ``(?<!\\w)`` or ``(?!\\w)`` bounds it. So these are words of the fold of the text.
+    """
+    words = run.split(" ")
+    last = len(words) - 1
+    return [w for i, w in enumerate(words) if w and (i or starts) and (i < last or ends)]
+
+
+class _Text:
+    """A text to match rules against: as is, folded, its words, cut into segments on demand.
+
+    A segment is a stretch between two separators (characters no match contains). A rule's
+    regex finds the same matches in a segment alone (``pattern.findall(raw, start, end)``) as
+    in the whole text, since ``(?<!\\w)`` and ``(?!\\w)`` see a non-word character or an end
+    at its bounds either way.
+    """
+
+    __slots__ = ("_cuts", "folded", "raw", "words")
+
+    def __init__(self, raw: str) -> None:
+        self.raw = raw
+        self.folded = _fold(raw)
+        self.words = _fold_words(self.folded)
+        self._cuts: list[int] | None = None  # -1, the separators' positions, len(raw)
+
+    def segment_at(self, index: int) -> tuple[int, int]:
+        """The start and end of the segment holding position ``index`` (not a separator)."""
+        if self._cuts is None:
+            separators = (match.start() for match in _SEPARATOR_RE.finditer(self.raw))
+            self._cuts = [-1, *separators, len(self.raw)]
+        after = bisect_right(self._cuts, index)
+        return self._cuts[after - 1] + 1, self._cuts[after]
+
+
+class _Need(NamedTuple):
+    """What a text must hold for one pattern of a rule to match it."""
+
+    words: frozenset[str]  # whole words, folded: all must be words of the text
+    exact: bool  # whether the runs are sought as they are (an acronym's) or folded, in the fold
+    first: str  # the first literal run, whose occurrences give the segments to search
+    others: tuple[str, ...]  # the other runs
+
+
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    """A rule's regex and what a text must hold for each of its patterns to match it."""
+
+    regex: re.Pattern[str]
+    needs: tuple[_Need, ...]
+
+    @classmethod
+    def of(cls, rule: Rule) -> _Matcher:
+        needs = []
+        for pattern in rule.patterns:
+            exact = _is_acronym(pattern)
+            runs = _literal_runs(pattern)
+            if not runs:
+                raise ValueError(f"no literal text in {pattern!r}")
+            folded = [(_fold(run), starts, ends) for run, starts, ends in runs]
+            words = frozenset(word for run in folded for word in _whole_words(*run))
+            pieces = [run for run, _, _ in (runs if exact else folded)]
+            needs.append(_Need(words, exact, pieces[0], tuple(pieces[1:])))
+        return cls(_compile(rule), tuple(needs))
+
+    def segments(self, text: _Text) -> set[tuple[int, int]]:
+        """The segments of ``text`` in which the regex could match."""
+        segments: set[tuple[int, int]] = set()
+        for words, exact, first, others in self.needs:
+            if not words <= text.words:
+                continue
+            haystack = text.raw if exact else text.folded
+            found = haystack.find(first)
+            if found < 0 or any(run not in haystack for run in others):
+                continue
+            while found >= 0:
+                segments.add(text.segment_at(found))
+                found = haystack.find(first, found + 1)
+        return segments
+
+
+_MATCHERS: tuple[tuple[Rule, _Matcher], ...] = tuple(
+    (rule, _Matcher.of(rule)) for rule in KEYWORD_RULES
+)
+
+
+def _rule_score(rule: Rule, matcher: _Matcher, text: _Text, starts: Sequence[int]) -> float:
+    """The rule's score on ``text``: its title, keywords and abstract start at ``starts``."""
+    segments = matcher.segments(text)
+    if not segments:
+        return 0.0
+    hits = [0, 0, 0]
+    for start, end in segments:
+        hits[bisect_right(starts, start) - 1] += len(matcher.regex.findall(text.raw, start, end))
+    title, keywords, abstract = hits
+    score = _TITLE_WEIGHT * min(title, 1)
+    score += _KEYWORDS_WEIGHT * min(keywords, 1)
+    score += min(abstract, _ABSTRACT_MAX_HITS)
     return score * rule.weight
 
 
@@ -478,11 +654,14 @@ def _evidence(
     title: str, abstract: str, categories: Sequence[str], keywords: Sequence[str]
 ) -> tuple[dict[str, float], set[str]]:
     """Scores per label, and the labels backed by a category or a full-weight rule."""
+    # One text, its parts joined by a separator, so that no segment spans two of them.
     keyword_text = " ; ".join(keywords)
+    text = _Text("\n".join((title, keyword_text, abstract)))
+    starts = (0, len(title) + 1, len(title) + len(keyword_text) + 2)
     scores = _category_scores(categories)
     strong = set(scores)
-    for rule in KEYWORD_RULES:
-        score = _rule_score(rule, title, abstract, keyword_text)
+    for rule, matcher in _MATCHERS:
+        score = _rule_score(rule, matcher, text, starts)
         if score:
             scores[rule.label] = scores.get(rule.label, 0.0) + score
             if rule.weight >= 1.0:

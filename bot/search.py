@@ -12,11 +12,12 @@ from bot.db.papers import paper_from_row, tag_counts
 from bot.errors import InputError
 from bot.models import Paper
 from bot.query import Query, parse_query, with_filters
+from bot.search_bm25 import BM25
+from bot.search_index import ranked
 
 Sort = Literal["relevance", "date", "upvotes"]
-# Column weights (title, authors, summary, abstract, tags). Spelled out rather than using the
-# table's configured ``rank``: FTS5 evaluates an explicit bm25() call measurably faster.
-BM25 = "bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0)"
+# BM25: "bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0)", the column weights (title, authors,
+# summary, abstract, tags) spelled out; bot.search_bm25 computes the same scores in Python.
 SORTS: tuple[str, ...] = ("relevance", "date", "upvotes")
 
 
@@ -89,6 +90,14 @@ async def search(
     fts = query.to_fts()
     filters, params = _filters(wanted_tags, unwanted_tags, since, until)
     if fts is not None and not filters and sort == "relevance":
+        # Large stores: tantivy candidates ranked by the same bm25 (bot/search_index.py).
+        fast = await ranked(db, query, limit + 1, offset)
+        if fast is not None:
+            hits = tuple(
+                SearchHit(paper_from_row(row), score)
+                for row, score in zip(fast.rows[:limit], fast.scores, strict=False)
+            )
+            return SearchResult(hits, len(fast.rows) > limit, query, offset, wanted_tags)
         rows = await _top_by_rank(db, fts, limit + 1, offset)
     elif fts is not None:
         rows = await _filtered_by_rank(db, fts, filters, params, sort, limit + 1, offset)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 
 from bot.classify import classify
@@ -35,7 +36,8 @@ _AVAILABILITY_RE = re.compile(
 
 
 def _ends_with_abbreviation(chunk: str) -> bool:
-    match = _LAST_WORD_RE.search(chunk)
+    # A match holds no space, so it lies within the chunk's last word: search from there.
+    match = _LAST_WORD_RE.search(chunk, chunk.rfind(" ") + 1)
     if match is None:
         return False
     word = match.group(1).lstrip("(\"'“‘[").lower()
@@ -43,21 +45,24 @@ def _ends_with_abbreviation(chunk: str) -> bool:
     return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split prose into sentences, keeping "e.g.", "et al.", "Fig. 2", "3.5", initials intact."""
+def _iter_sentences(text: str) -> Iterator[str]:
+    """The sentences of ``text`` one by one (see :func:`split_sentences`)."""
     text = one_line(text)
-    if not text:
-        return []
-    sentences: list[str] = []
     start = 0
     for boundary in _BOUNDARY_RE.finditer(text):
         chunk = text[start : boundary.start("space")]
         if boundary.group("end") == "." and _ends_with_abbreviation(chunk):
             continue
-        sentences.append(chunk.strip())
+        if sentence := chunk.strip():
+            yield sentence
         start = boundary.end()
-    sentences.append(text[start:].strip())
-    return [sentence for sentence in sentences if sentence]
+    if sentence := text[start:].strip():
+        yield sentence
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences, keeping "e.g.", "et al.", "Fig. 2", "3.5", initials intact."""
+    return list(_iter_sentences(text))
 
 
 def bullets_from_text(
@@ -66,9 +71,16 @@ def bullets_from_text(
     """The leading sentences of ``text`` as bullets, each cut to ``max_chars`` at a word."""
     if max_bullets <= 0:
         return ()
-    sentences = split_sentences(text)
-    informative = [s for s in sentences if not _AVAILABILITY_RE.match(s)] or sentences
-    return tuple(truncate(s, max_chars) for s in informative[:max_bullets])
+    # Split only as far as needed: the first informative sentences, else all of them.
+    sentences: list[str] = []
+    informative: list[str] = []
+    for sentence in _iter_sentences(text):
+        sentences.append(sentence)
+        if not _AVAILABILITY_RE.match(sentence):
+            informative.append(sentence)
+            if len(informative) == max_bullets:
+                break
+    return tuple(truncate(s, max_chars) for s in (informative or sentences)[:max_bullets])
 
 
 def fallback_bullets(paper: Paper) -> tuple[str, ...]:

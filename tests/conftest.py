@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import search_index
 from bot.db.database import Database, connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -16,3 +17,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     async with connect(tmp_path / "paperbot.db") as database:
         yield database
+
+
+@pytest.fixture(autouse=True)
+def _restore_search_index_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bot.cli.main() turns the index's background build off; undo that after each test."""
+    monkeypatch.setattr(search_index, "AUTO_BUILD", search_index.AUTO_BUILD)

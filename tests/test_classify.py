@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import random
+import re
+import string
+import sys
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.classify import (
+    _MATCHERS,
     ALIASES,
     CATEGORY_LABELS,
     KEYWORD_RULES,
     LABELS,
     MAX_LABELS,
     TAXONOMY,
+    _fold,
+    _fold_words,
+    _literal_runs,
+    _Text,
+    _whole_words,
     classify,
     group_of,
     label_family,
@@ -200,3 +211,74 @@ def test_labels_are_always_from_the_vocabulary_and_at_most_four(
     assert set(labels) <= set(LABELS)
     assert len(labels) <= MAX_LABELS
     assert len(set(labels)) == len(labels)
+
+
+# --- the prefilter that spares most regex scans: it must never change a count ---------------
+
+
+def test_fold_maps_every_character_to_one_and_to_ascii_only_as_re_ignorecase_does() -> None:
+    chars = "".join(map(chr, range(sys.maxunicode + 1)))
+    folded = _fold(chars)
+    assert len(folded) == len(chars)  # str.lower() never drops a character: one for one
+    # What (?i) matches to an ASCII letter or digit folds to it (so _CASE_VARIANTS is complete)...
+    alnum = {match.start() for match in re.finditer(r"(?i)[a-z0-9]", chars)}
+    for code in alnum:
+        assert folded[code] in string.ascii_lowercase + string.digits
+        assert re.fullmatch(f"(?i){folded[code]}", chars[code])
+    # ... and no other non-ASCII character folds to ASCII.
+    ascii_results = {match.start() for match in re.finditer(r"[\x00-\x7f]", folded)}
+    assert {code for code in ascii_results if code > 127} <= alnum
+
+
+def test_literal_runs_and_their_whole_words() -> None:
+    assert _literal_runs(r"(?:large )?vision[- ]language models?") == [
+        ("vision language model", False, False)
+    ]
+    assert _whole_words("vision language model", False, False) == ["language"]
+    assert _literal_runs(r"generat\w* (?:long |realistic )?videos?") == [
+        ("generat", True, False),
+        (" ", False, False),
+        ("video", False, False),
+    ]
+    assert _literal_runs(r"text[- ]to[- ]3D") == [("text to 3D", True, True)]
+    assert _whole_words("text to 3d", True, True) == ["text", "to", "3d"]
+    assert _literal_runs("RL(?:HF|VR)?") == [("RL", True, False)]
+    assert _whole_words("rl", True, False) == []
+    assert _whole_words(" reasoning", False, True) == ["reasoning"]
+
+
+@given(st.text(alphabet=string.printable))
+def test_words_of_an_ascii_fold_are_its_runs_of_letters_and_digits(text: str) -> None:
+    folded = _fold(text)
+    assert _fold_words(folded) == set(re.findall("[a-z0-9]+", folded))
+
+
+def _mangle(text: str, rnd: random.Random) -> str:
+    """Odd casing, and letters re's IGNORECASE equates with ASCII ones (ı, İ, ſ, K: Kelvin)."""
+    variants = {"i": "ıİI", "s": "ſS", "k": "\u212aK", "-": " -", " ": " -_"}
+    return "".join(rnd.choice([c, c, c.swapcase(), *variants.get(c.lower(), "")]) for c in text)
+
+
+_PIECES = sorted(
+    {run for rule in KEYWORD_RULES for p in rule.patterns for run, *_ in _literal_runs(p)}
+)
+_FILLER = ["s", "es", "ing", "LLMs", "RAG", "image", "video", "model", "Fig. 2", "e.g.", "é", "_"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(_PIECES) | st.sampled_from(_FILLER) | st.text(max_size=4), max_size=25
+    ),
+    st.sampled_from(["", " ", "-", ", ", "\n", "(", "ı"]),
+    st.randoms(use_true_random=False),
+)
+def test_rule_counts_on_candidate_segments_equal_a_full_regex_scan(
+    parts: list[str], glue: str, rnd: random.Random
+) -> None:
+    raw = _mangle(glue.join(parts), rnd)
+    text = _Text(raw)
+    for _, matcher in _MATCHERS:
+        segments = matcher.segments(text)
+        counted = sum(len(matcher.regex.findall(raw, start, end)) for start, end in segments)
+        assert counted == len(matcher.regex.findall(raw)), (matcher.regex.pattern, raw)

@@ -167,6 +167,7 @@ def test_bad_config_file_is_one_line_naming_the_key(run, tmp_path):
 
 async def test_fetch_a_range_from_a_local_hugging_face_with_one_bad_day(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+
     day_file = (SOURCES / "hf_daily" / "2025-12-11.json").read_bytes()
 
     async def daily(request: web.Request) -> web.Response:

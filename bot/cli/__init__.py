@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from bot import search_index
 from bot.cli.parser import build_parser
 from bot.config import load_config
 from bot.errors import PaperbotError
@@ -37,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.query = [*args.query, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command != "run":
+        # One-shot commands never start the background build of the large-store search index.
+        search_index.AUTO_BUILD = False
     try:
         config = load_config(args.config)
         if args.db:
