@@ -51,6 +51,7 @@ from bot.db.papers import _search_texts  # the store's FTS column texts: keep th
 from bot.digest import effective_tags
 from bot.models import Paper
 from bot.query import Query, Term, author_term, parse_query
+from bot.search_tokens import TOKENIZE, shared_tokenizer
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TOKENIZE = "porter unicode61 remove_diacritics 2"  # as in migrations/001_papers.sql
 FTS_COLUMNS = ("title", "authors_text", "summary_text", "abstract", "tags_text")
 PREFIX_MARK = "*"  # a stored token ending in "*" is a prefix (``word*`` in a query)
 MAX_AUTHOR_NGRAM = 6  # author phrases up to this many tokens skip MATCH (see DayIndex)
@@ -96,22 +96,14 @@ class MatchStats:
 
 
 class Tokenizer:
-    """The FTS5 tokenizer of the store, through a scratch table and ``fts5vocab``."""
+    """The store's FTS5 tokenizer (the shared, cached one from :mod:`bot.search_tokens`)."""
 
     def __init__(self) -> None:
-        self._conn = sqlite3.connect(":memory:", check_same_thread=False)
-        self._conn.execute(
-            f"CREATE VIRTUAL TABLE scratch USING fts5 (body, tokenize = '{TOKENIZE}')"
-        )
-        self._conn.execute("CREATE VIRTUAL TABLE scratch_terms USING fts5vocab (scratch, instance)")
+        self._fts5 = shared_tokenizer()
 
     def tokens(self, text: str) -> tuple[str, ...]:
         """The tokens FTS5 indexes for ``text``, in order (stemmed, folded, no diacritics)."""
-        with self._conn:
-            self._conn.execute("INSERT INTO scratch (rowid, body) VALUES (1, ?)", (text,))
-            rows = self._conn.execute("SELECT term FROM scratch_terms ORDER BY offset").fetchall()
-            self._conn.execute("DELETE FROM scratch")
-        return tuple(row[0] for row in rows)
+        return tuple(self._fts5.tokens(text))
 
     def term_tokens(self, term: Term) -> tuple[str, ...]:
         """A query term's tokens; a prefix term's last token gets :data:`PREFIX_MARK`."""
@@ -121,7 +113,7 @@ class Tokenizer:
         return tokens
 
     def close(self) -> None:
-        self._conn.close()
+        """Nothing to release: the shared tokenizer lives as long as the process."""
 
     def __enter__(self) -> Tokenizer:
         return self
