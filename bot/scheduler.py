@@ -98,17 +98,6 @@ class DigestScheduler:
 
     async def start(self) -> None:
         """Add every job and start the scheduler (call from a running event loop)."""
-        if self.fetcher is not None:
-            at = parse_hhmm(self.config.schedule.fetch_time)
-            zone = ZoneInfo(self.config.schedule.fetch_timezone)
-            for source in self._fetched_sources(await feed_store.list_feeds(self.db)):
-                self.scheduler.add_job(
-                    self._track(self.run_fetch),
-                    CronTrigger(hour=at.hour, minute=at.minute, timezone=zone),
-                    id=f"fetch:{source}",
-                    args=[source],
-                    **self._job_defaults(),
-                )
         await self.sync_feeds()
         self.scheduler.start()
 
@@ -143,9 +132,26 @@ class DigestScheduler:
         wanted = {source for feed in feeds for source in feed.sources} or {"hf"}
         return sorted(wanted & {"hf", "arxiv"})
 
+    def _sync_fetch_jobs(self, feeds: list[Feed]) -> None:
+        """One daily fetch job per source that some feed reads (Hugging Face by default)."""
+        if self.fetcher is None:
+            return
+        at = parse_hhmm(self.config.schedule.fetch_time)
+        zone = ZoneInfo(self.config.schedule.fetch_timezone)
+        for source in self._fetched_sources(feeds):
+            if self.scheduler.get_job(f"fetch:{source}") is None:
+                self.scheduler.add_job(
+                    self._track(self.run_fetch),
+                    CronTrigger(hour=at.hour, minute=at.minute, timezone=zone),
+                    id=f"fetch:{source}",
+                    args=[source],
+                    **self._job_defaults(),
+                )
+
     async def sync_feeds(self) -> None:
-        """Make the post jobs match the feeds table (after /digest setup, edit or remove)."""
+        """Make the jobs match the feeds table (after /digest setup, edit or remove)."""
         feeds = await feed_store.list_feeds(self.db)
+        self._sync_fetch_jobs(feeds)
         wanted = set()
         for feed in feeds:
             job_id = f"post:{feed.id}"

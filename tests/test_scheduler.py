@@ -153,3 +153,16 @@ async def test_catch_up_respects_the_window_and_the_feed_creation_time(db, hf_se
     # young: created after its post time -> never floods old days.
     assert deliverer.calls == [(old.id, date(2025, 12, 11))]
     assert late.id not in {feed_id for feed_id, _ in deliverer.calls}
+
+
+async def test_a_feed_added_later_gets_its_source_fetched_daily(db, hf_server):
+    clock = Clock(datetime(2025, 12, 12, 5, 0, tzinfo=UTC))
+    scheduler, _, session = await make_scheduler(db, hf_server, clock)
+    async with session:
+        await scheduler.sync_feeds()
+        assert scheduler.scheduler.get_job("fetch:hf") is not None  # the default source
+        assert scheduler.scheduler.get_job("fetch:arxiv") is None
+        await feed_store.save_feed(db, Feed(guild_id=1, channel_id=9, sources=("arxiv",)))
+        await scheduler.sync_feeds()
+        job = scheduler.scheduler.get_job("fetch:arxiv")
+        assert job is not None and job.trigger.fields[5].expressions[0].first == 6  # 06:00
