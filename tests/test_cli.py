@@ -12,7 +12,10 @@ import pytest
 from aiohttp import web
 
 from bot.cli import main
+from bot.models import SummarySource
 from tests.conftest import FIXTURES
+from tests.llm_server import FakeLLMServer
+from tests.llm_server.responders import enrichment_responder
 
 SEED = FIXTURES / "seed_2025-01-14.md"
 SOURCES = FIXTURES / "sources"
@@ -165,9 +168,8 @@ def test_bad_config_file_is_one_line_naming_the_key(run, tmp_path):
     assert code == 2 and "'sources.http_retries'" in err and "bad.toml" in err
 
 
-async def test_fetch_a_range_from_a_local_hugging_face_with_one_bad_day(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
+async def start_hugging_face() -> tuple[web.AppRunner, str]:
+    """A local Daily Papers API: 2025-12-11 has 3 papers, 2025-12-12 is a bad date (400)."""
     day_file = (SOURCES / "hf_daily" / "2025-12-11.json").read_bytes()
 
     async def daily(request: web.Request) -> web.Response:
@@ -184,25 +186,51 @@ async def test_fetch_a_range_from_a_local_hugging_face_with_one_bad_day(tmp_path
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+
+def count(query: str) -> tuple:
+    return sqlite3.connect("paperbot.db").execute(query).fetchone()
+
+
+async def test_fetch_a_range_from_a_local_hugging_face_with_one_bad_day(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner, url = await start_hugging_face()
     (tmp_path / "config.toml").write_text(
-        f'[sources]\nhf_base_url = "http://127.0.0.1:{port}"\nhttp_retries = 0\n', encoding="utf-8"
+        f'[sources]\nhf_base_url = "{url}"\nhttp_retries = 0\n', encoding="utf-8"
     )
     try:
         code = await asyncio.to_thread(
             main, ["-q", "fetch", "--since", "2025-12-10", "--until", "2025-12-12"]
         )
-        stats = await asyncio.to_thread(
-            lambda: (
-                sqlite3.connect("paperbot.db")
-                .execute("SELECT count(*), count(DISTINCT day) FROM listings")
-                .fetchone()
-            )
-        )
+        stats = await asyncio.to_thread(count, "SELECT count(*), count(DISTINCT day) FROM listings")
     finally:
         await runner.cleanup()
     assert code == 1  # one day failed: reported, the others landed
     assert stats == (3, 1)
+
+
+async def test_fetch_with_an_llm_endpoint_summarises_new_papers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner, url = await start_hugging_face()
+    async with FakeLLMServer() as llm:
+        llm.responder = enrichment_responder(labels=("Computer Vision", "Astrology"))
+        (tmp_path / "config.toml").write_text(
+            f'[sources]\nhf_base_url = "{url}"\nhttp_retries = 0\n'
+            f'[llm]\nbase_url = "{llm.base_url}"\nmodel = "fake-chat"\n',
+            encoding="utf-8",
+        )
+        try:
+            code = await asyncio.to_thread(main, ["-q", "fetch", "--date", "2025-12-11"])
+            rows = await asyncio.to_thread(
+                count, "SELECT count(*), min(bullets_source), min(tags) FROM papers"
+            )
+        finally:
+            await runner.cleanup()
+        assert len(llm.chat_requests) == 3
+    assert code == 0
+    assert rows[0] == 3 and rows[1] == SummarySource.LLM
+    assert rows[2] == '["Computer Vision"]'  # a label outside the vocabulary is dropped
 
 
 def test_jsonl_corpus_shape_gz_and_plain_import_the_same(run):

@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -21,10 +21,12 @@ from bot.db.connection import migrate
 from bot.db.database import Database, connect
 from bot.db.papers import iter_all_entries, listed_days, papers_for_day, store_stats, tag_counts
 from bot.digest import select_for_channel
+from bot.enrich import enrich_ids
 from bot.errors import InputError, PaperbotError
 from bot.feeds import feed_filters
 from bot.fetch import Fetcher
 from bot.ingest import ingest
+from bot.llm import LLMClient
 from bot.models import Entry
 from bot.render import digest_messages, render_text
 from bot.search import search
@@ -61,7 +63,12 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
     async with (
         connect(config.database.path) as db,
         aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session,
+        AsyncExitStack() as stack,
     ):
+        # With an LLM endpoint configured, newly stored papers are summarised on ingest.
+        llm = None
+        if config.llm_enabled:
+            llm = await stack.enter_async_context(LLMClient.from_config(config, db=db))
         fetcher = Fetcher(session, config)
         progress = tqdm(days, desc=f"fetch {args.source}", unit="day", disable=len(days) < 2)
         for day in progress:
@@ -72,9 +79,13 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
                 tqdm.write(f"paperbot: {day}: {exc}", file=sys.stderr)
                 continue
             result = await ingest(db, entries)
+            enriched = ""
+            if llm is not None and result.new_ids:
+                report = await enrich_ids(db, llm, result.new_ids)
+                enriched = f"; LLM: {report.enriched} summarised, {report.failed} failed"
             tqdm.write(
                 f"{day} {args.source}: {len(entries)} papers "
-                f"({result.new} new, {result.updated} updated)"
+                f"({result.new} new, {result.updated} updated{enriched})"
             )
     if failures:
         raise PaperbotError(f"{failures} of {len(days)} days could not be fetched (see above)")
