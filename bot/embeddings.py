@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import sys
+from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -107,7 +108,7 @@ def text_hash(text: str) -> str:
 # --- embedders -----------------------------------------------------------------------------
 
 
-class BaseEmbedder:
+class BaseEmbedder(ABC):
     """Shared state: the in-memory vector indexes, one per database file."""
 
     name = "base"
@@ -122,8 +123,9 @@ class BaseEmbedder:
             self.indexes[key] = VectorIndex(self.name)
         return self.indexes[key]
 
+    @abstractmethod
     async def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
-        raise NotImplementedError
+        """Vectors for ``texts``, in order."""
 
     async def embed_query(self, text: str) -> Vector:
         return (await self.embed_documents([text]))[0]

@@ -1,7 +1,7 @@
 """A local stand-in for Discord (REST + gateway) to run the real discord.py client against.
 
-See ``server.StandIn`` for the test-driving API and ``/work/shared/notes/discord-standin.md``
-for the facts it is built on.
+See ``server.StandIn`` for the test-driving API, and ``../shared/notes/discord-standin.md``
+(beside the checkout) for the facts it is built on.
 """
 
 from . import perms
