@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -24,6 +25,7 @@ from bot.models import Paper
 log = logging.getLogger(__name__)
 
 MEMBER_CHECKS_AT_ONCE = 5
+MEMBER_CHECK_TTL = 6 * 3600  # seconds a confirmed membership is trusted (large servers)
 
 
 def _match(subs: list[sub_store.Subscription], feed: Feed, papers: Sequence[Paper]):
@@ -38,6 +40,9 @@ class SubscriptionPlanner:
     def __init__(self, client: discord.Client, db: Database) -> None:
         self.client = client
         self.db = db
+        # (guild, user) -> when membership was last confirmed: without the members intent each
+        # check is a request, so a server with thousands of subscribers is not re-asked daily.
+        self._confirmed: dict[tuple[int, int], float] = {}
 
     async def __call__(
         self, feed: Feed, day: date, papers: Sequence[Paper]
@@ -86,7 +91,10 @@ class SubscriptionPlanner:
         present: set[int] = set()
 
         async def check(user_id: int) -> None:
-            if guild.get_member(user_id) is not None:
+            confirmed = self._confirmed.get((guild_id, user_id))
+            if guild.get_member(user_id) is not None or (
+                confirmed is not None and time.monotonic() - confirmed < MEMBER_CHECK_TTL
+            ):
                 present.add(user_id)
                 return
             async with gate:
@@ -103,6 +111,8 @@ class SubscriptionPlanner:
                     return
                 except discord.HTTPException as exc:
                     log.warning("could not check member %s: %s; mentioning anyway", user_id, exc)
+                else:
+                    self._confirmed[(guild_id, user_id)] = time.monotonic()
             present.add(user_id)
 
         await asyncio.gather(*(check(user_id) for user_id in user_ids))

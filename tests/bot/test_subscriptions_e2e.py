@@ -244,3 +244,25 @@ async def test_unsubscribe_clear_forgetme_and_the_limit(standin: StandIn, start_
         assert "deleted" in (await forget.wait_callback())["data"]["content"]
         assert await sub_store.list_subscriptions(bot.db, standin.guild.id, bob) == []
     standin.assert_clean()
+
+
+async def test_membership_checks_are_not_repeated_every_day(
+    standin: StandIn, start_bot, clock, tmp_path
+):
+    config = make_config(tmp_path / "bot.db")
+    config.feeds = [feed(standin.guild.id, standin.text_channel.id)]
+    bob = standin.plain_user.id
+    clock.now = POST_TIME
+    async with start_bot(config=config) as bot:
+        await sync_to(bot, standin.guild.id)
+        await subscribe(standin, "tag", {"tag": "Text-to-Video"}, bob)
+        (stored_feed,) = await feed_store.list_feeds(bot.db)
+        await bot.digests.run_post(stored_feed.id)
+        paper = await get_paper(bot.db, "2501.06173")
+        await upsert_entries(bot.db, [Entry(paper, Listing(date(2025, 1, 15), "digest", 1))])
+        clock.now = datetime(2025, 1, 16, 9, 0, tzinfo=UTC)
+        await bot.digests.run_post(stored_feed.id)
+    lookups = standin.requests_to("GET", rf"/guilds/{standin.guild.id}/members/{bob}$")
+    assert len(lookups) == 1
+    assert len(mention_messages(standin, standin.text_channel.id)) == 2  # mentioned both days
+    standin.assert_clean()
