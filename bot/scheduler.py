@@ -144,6 +144,7 @@ class DigestScheduler:
                     self._track(self.run_fetch),
                     CronTrigger(hour=at.hour, minute=at.minute, timezone=zone),
                     id=f"fetch:{source}",
+                    name=f"daily fetch of {source}",
                     args=[source],
                     **self._job_defaults(),
                 )
@@ -160,6 +161,7 @@ class DigestScheduler:
                 self._track(self.run_post),
                 post_trigger(feed),
                 id=job_id,
+                name=f"daily post of feed {feed.id}",
                 args=[feed.id],
                 **self._job_defaults(),
             )
@@ -192,6 +194,7 @@ class DigestScheduler:
                 self._track(self.run_fetch),
                 DateTrigger(run_date=retry_at),
                 id=f"fetch-retry:{source}",
+                name=f"fetch retry of {source} {day}",
                 args=[source, day],
                 **self._job_defaults(),
             )
@@ -242,6 +245,7 @@ class DigestScheduler:
                 self._track(self.run_post),
                 DateTrigger(run_date=retry_at),
                 id=f"post-retry:{feed_id}",
+                name=f"post retry of feed {feed_id}",
                 args=[feed_id, instant],
                 **self._job_defaults(),
             )
