@@ -22,7 +22,7 @@ from bot.delivery import send_kwargs
 from bot.models import DigestFilters
 from bot.render import digest_messages
 from bot.scheduler import digest_day_for, previous_post_time
-from bot.text import sanitize
+from bot.text import sanitize, truncate
 from bot.tree import UserError
 
 if TYPE_CHECKING:
@@ -418,6 +418,21 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
             )
             state = f"⚠️ paused: {sanitize(feed.pause_reason or '')}" if feed.paused else "✅ active"
             lines.append(f"<#{feed.channel_id}> {state}; {last}; {next_text}")
+        fetches = []
+        for source in sorted({source for feed in feeds for source in feed.sources}):
+            if source == "digest":
+                fetches.append("digest: imported by hand")
+                continue
+            latest = await ledger.latest_fetch(self.bot.db, source)
+            if latest is None:
+                fetches.append(f"{source}: not fetched yet")
+            else:
+                day, state, papers, error = latest
+                detail = (
+                    f" ({sanitize(truncate(error, 120))})" if error and state == "failed" else ""
+                )
+                fetches.append(f"{source}: {day} {state}, {papers} papers{detail}")
+        lines.append("Fetches: " + "; ".join(fetches))
         alert = await feed_store.get_alert_channel(self.bot.db, interaction.guild_id)
         lines.append(f"Alerts go to <#{alert}>." if alert else "No alert channel set.")
         await interaction.response.send_message(

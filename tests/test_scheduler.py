@@ -108,6 +108,7 @@ async def test_fetch_retries_until_the_listing_appears(db, hf_server):
         clock.now += timedelta(minutes=30)
         assert await scheduler.run_fetch(*retry.args) == "done"
         assert await ledger.fetch_status(db, "hf", date(2025, 12, 11)) == "done"
+        assert await ledger.latest_fetch(db, "hf") == (date(2025, 12, 11), "done", 3, None)
         assert len(await papers_for_day(db, date(2025, 12, 11))) == 3
         requests = hf_server["requests"]
         assert await scheduler.ensure_fetched("hf", date(2025, 12, 11)) == "done"

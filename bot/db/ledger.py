@@ -210,3 +210,13 @@ async def fetch_status(db: Database, source: str, day: date) -> str | None:
         "SELECT status FROM fetch_runs WHERE source = ? AND day = ?", (source, day.isoformat())
     )
     return row[0] if row else None
+
+
+async def latest_fetch(db: Database, source: str) -> tuple[date, str, int, str | None] | None:
+    """The newest fetch of ``source``: (day, status, papers, last error)."""
+    row = await db.fetchone(
+        "SELECT day, status, papers, last_error FROM fetch_runs WHERE source = ? "
+        "ORDER BY day DESC LIMIT 1",
+        (source,),
+    )
+    return (date.fromisoformat(row[0]), row[1], row[2], row[3]) if row else None

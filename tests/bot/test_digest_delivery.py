@@ -275,6 +275,7 @@ async def test_missing_permission_pauses_the_feed_and_alerts_once(
     assert len(alert_messages) == 1 and "paused" in alert_messages[0].content
     assert alert_messages[0].allowed_mentions["parse"] == []
     assert "paused" in reply["data"]["content"]
+    assert "Fetches: digest: imported by hand" in reply["data"]["content"]
     assert standin.messages_in(standin.text_channel.id) == []
     standin.assert_clean(allow=[50013])
 
