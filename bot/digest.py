@@ -18,17 +18,18 @@ def effective_tags(paper: Paper) -> tuple[str, ...]:
     return classify(paper.title, paper.abstract, paper.categories, paper.keywords)
 
 
-def _tag_key(tag: str) -> str:
+def tag_key(tag: str) -> str:
+    """How tags are compared: the vocabulary label if it is one, casefolded."""
     return (normalize_label(tag) or " ".join(tag.split())).casefold()
 
 
-def _tag_keys(paper: Paper) -> set[str]:
+def paper_tag_keys(paper: Paper) -> set[str]:
     """A paper's tags and their taxonomy groups, so "Computer Vision" matches "Text-to-Image"."""
     keys: set[str] = set()
     for tag in effective_tags(paper):
         label = normalize_label(tag)
         family = label_family(label) if label else (tag,)
-        keys.update(_tag_key(member) for member in family)
+        keys.update(tag_key(member) for member in family)
     return keys
 
 
@@ -67,9 +68,9 @@ def passes_filters(paper: Paper, filters: DigestFilters) -> bool:
     if (paper.upvotes or 0) < filters.min_upvotes:
         return False
     if _has_terms(filters.include_tags) or _has_terms(filters.exclude_tags):
-        keys = _tag_keys(paper)
-        include = {_tag_key(tag) for tag in filters.include_tags if tag.strip()}
-        exclude = {_tag_key(tag) for tag in filters.exclude_tags if tag.strip()}
+        keys = paper_tag_keys(paper)
+        include = {tag_key(tag) for tag in filters.include_tags if tag.strip()}
+        exclude = {tag_key(tag) for tag in filters.exclude_tags if tag.strip()}
         if include and not keys & include:
             return False
         if keys & exclude:

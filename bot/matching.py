@@ -46,9 +46,8 @@ from itertools import chain, compress
 from operator import and_, or_
 from typing import TYPE_CHECKING, NamedTuple
 
-from bot.classify import label_family, normalize_label
 from bot.db.papers import _search_texts  # the store's FTS column texts: keep them identical
-from bot.digest import effective_tags
+from bot.digest import paper_tag_keys, tag_key
 from bot.models import Paper
 from bot.query import Query, Term, author_term, parse_query
 from bot.search_tokens import TOKENIZE, shared_tokenizer
@@ -193,20 +192,6 @@ def terms_from_json(text: str | None) -> TermTokens:
     if not isinstance(data, dict):
         return ()
     return tuple((str(fts), tuple(tokens)) for fts, tokens in data.items())
-
-
-def tag_key(tag: str) -> str:
-    """How tags are compared: the vocabulary label if it is one, casefolded."""
-    return (normalize_label(tag) or " ".join(tag.split())).casefold()
-
-
-def paper_tag_keys(paper: Paper) -> set[str]:
-    """A paper's tags and their taxonomy groups ("Text-to-Image" also counts as its group)."""
-    keys: set[str] = set()
-    for tag in effective_tags(paper):
-        label = normalize_label(tag)
-        keys.update(tag_key(member) for member in (label_family(label) if label else (tag,)))
-    return keys
 
 
 # --------------------------------------------------------------------------------------------
