@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from bot.classify import normalize_label
 from bot.db.database import Database
 from bot.db.papers import paper_from_row, tag_counts
 from bot.errors import InputError
@@ -57,6 +58,24 @@ async def known_tags(db: Database) -> list[str]:
     return [tag for tag, _ in await tag_counts(db)]
 
 
+async def _resolve_tags(db: Database, texts: tuple[str, ...]) -> tuple[str, ...]:
+    """Stored tag names for user spellings. The usual case (a vocabulary label) is one
+    indexed lookup; listing every tag (a scan of all tag rows) happens only on a miss."""
+    resolved: list[str] = []
+    known: list[str] | None = None
+    for text in texts:
+        row = await db.fetchone(
+            "SELECT tag FROM paper_tags WHERE tag = ? LIMIT 1", (normalize_label(text) or text,)
+        )
+        if row is not None:
+            resolved.append(row[0])
+            continue
+        if known is None:
+            known = await known_tags(db)
+        resolved.append(resolve_tag(known, text))
+    return tuple(dict.fromkeys(resolved))
+
+
 async def search(
     db: Database,
     text: str,
@@ -81,9 +100,8 @@ async def search(
     wanted_tags: tuple[str, ...] = ()
     unwanted_tags: tuple[str, ...] = ()
     if query.tags or query.excluded_tags:
-        known = await known_tags(db)
-        wanted_tags = tuple(dict.fromkeys(resolve_tag(known, tag) for tag in query.tags))
-        unwanted_tags = tuple(dict.fromkeys(resolve_tag(known, t) for t in query.excluded_tags))
+        wanted_tags = await _resolve_tags(db, query.tags)
+        unwanted_tags = await _resolve_tags(db, query.excluded_tags)
     limit = max(1, min(limit, 100))
     offset = max(0, offset)
 
