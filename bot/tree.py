@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 import discord
 from discord import app_commands
@@ -14,6 +15,16 @@ log = logging.getLogger(__name__)
 
 class UserError(app_commands.AppCommandError):
     """A mistake the user can fix; its message is shown to them as is."""
+
+
+def parse_date_option(text: str | None, name: str) -> date | None:
+    """A YYYY-MM-DD slash-command option (None when not given)."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(f"`{name}` must be a date like 2025-01-14.") from None
 
 
 async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:

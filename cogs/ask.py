@@ -9,7 +9,6 @@ import asyncio
 import logging
 import re
 import time
-from datetime import date
 from typing import TYPE_CHECKING
 
 import discord
@@ -23,7 +22,7 @@ from bot.db.papers import get_paper
 from bot.llm import LLMUnavailable
 from bot.models import InvalidPaperId, split_arxiv_id
 from bot.text import sanitize, truncate
-from bot.tree import UserError
+from bot.tree import UserError, parse_date_option
 
 if TYPE_CHECKING:
     from bot.client import PaperBot
@@ -152,12 +151,7 @@ class AskCog(commands.Cog):
         label = normalize_label(tag) if tag else None
         if tag and label is None:
             raise UserError(f"Unknown tag “{sanitize(tag)}”; see `/tags`.")
-        start = None
-        if since:
-            try:
-                start = date.fromisoformat(since.strip())
-            except ValueError:
-                raise UserError("`since` must be a date like 2025-01-14.") from None
+        start = parse_date_option(since, "since")
         self._check_cooldown(interaction.user.id)
         await interaction.response.defer(thinking=True)
 

@@ -23,7 +23,7 @@ from bot.models import DigestFilters
 from bot.render import digest_messages
 from bot.scheduler import digest_day_for, previous_post_time
 from bot.text import sanitize, truncate
-from bot.tree import UserError
+from bot.tree import UserError, parse_date_option
 
 if TYPE_CHECKING:
     from bot.client import PaperBot
@@ -453,10 +453,8 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
 
 
 def parse_day_option(text: str) -> date:
-    try:
-        day = date.fromisoformat(text.strip())
-    except ValueError:
-        raise UserError(f"“{sanitize(text)}” is not a date; use YYYY-MM-DD.") from None
+    day = parse_date_option(text, "day")
+    assert day is not None
     if day > datetime.now(UTC).date() + timedelta(days=1):
         raise UserError("That day is in the future.")
     return day

@@ -23,7 +23,7 @@ from bot.models import InvalidPaperId, split_arxiv_id
 from bot.render import EMBED_COLOR, MAX_EMBED_TOTAL, embed_size, format_authors, paper_embed
 from bot.search import SearchResult, search
 from bot.text import sanitize, truncate
-from bot.tree import UserError
+from bot.tree import UserError, parse_date_option
 
 if TYPE_CHECKING:
     from bot.client import PaperBot
@@ -76,15 +76,6 @@ class SearchSessions:
             self._items.pop(token, None)
             return None
         return session
-
-
-def parse_date_option(text: str | None, name: str) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise UserError(f"`{name}` must be a date like 2025-01-14.") from None
 
 
 def hit_line(number: int, paper, score: float | None = None) -> str:
