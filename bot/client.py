@@ -27,7 +27,13 @@ from bot.tree import PaperTree
 log = logging.getLogger(__name__)
 
 # Loaded in this order; each module has an ``async def setup(bot)``.
-DEFAULT_COGS: tuple[str, ...] = ("cogs.admin", "cogs.digest", "cogs.search", "cogs.subscriptions")
+DEFAULT_COGS: tuple[str, ...] = (
+    "cogs.admin",
+    "cogs.digest",
+    "cogs.search",
+    "cogs.subscriptions",
+    "cogs.servers",
+)
 
 
 def intents() -> discord.Intents:

@@ -35,6 +35,7 @@ class SearchResult:
     query: Query
     offset: int = 0
     tags: tuple[str, ...] = field(default=())  # the resolved tag names used as filters
+    unused_tags: tuple[str, ...] = field(default=())  # wanted labels no stored paper carries
 
 
 def _tag_key(text: str) -> str:
@@ -58,22 +59,29 @@ async def known_tags(db: Database) -> list[str]:
     return [tag for tag, _ in await tag_counts(db)]
 
 
-async def _resolve_tags(db: Database, texts: tuple[str, ...]) -> tuple[str, ...]:
-    """Stored tag names for user spellings. The usual case (a vocabulary label) is one
-    indexed lookup; listing every tag (a scan of all tag rows) happens only on a miss."""
+async def _resolve_tags(db: Database, texts: tuple[str, ...]) -> tuple[tuple[str, ...], set[str]]:
+    """Stored tag names for user spellings, and which of them no stored paper carries yet
+    (vocabulary labels are accepted even then: autocomplete offers them). The usual case is
+    one indexed lookup; listing every tag (a scan of all tag rows) happens only on a miss."""
     resolved: list[str] = []
+    unused: set[str] = set()
     known: list[str] | None = None
     for text in texts:
+        label = normalize_label(text)
         row = await db.fetchone(
-            "SELECT tag FROM paper_tags WHERE tag = ? LIMIT 1", (normalize_label(text) or text,)
+            "SELECT tag FROM paper_tags WHERE tag = ? LIMIT 1", (label or text,)
         )
         if row is not None:
             resolved.append(row[0])
             continue
+        if label is not None:
+            resolved.append(label)
+            unused.add(label)
+            continue
         if known is None:
             known = await known_tags(db)
         resolved.append(resolve_tag(known, text))
-    return tuple(dict.fromkeys(resolved))
+    return tuple(dict.fromkeys(resolved)), unused
 
 
 async def search(
@@ -99,9 +107,14 @@ async def search(
     query = with_filters(parse_query(text), tags=tags, authors=authors)
     wanted_tags: tuple[str, ...] = ()
     unwanted_tags: tuple[str, ...] = ()
+    unused: set[str] = set()
     if query.tags or query.excluded_tags:
-        wanted_tags = await _resolve_tags(db, query.tags)
-        unwanted_tags = await _resolve_tags(db, query.excluded_tags)
+        wanted_tags, unused = await _resolve_tags(db, query.tags)
+        unwanted_tags, absent = await _resolve_tags(db, query.excluded_tags)
+        unwanted_tags = tuple(tag for tag in unwanted_tags if tag not in absent)
+    if unused:  # a wanted tag no paper carries: nothing can match
+        missing = tuple(tag for tag in wanted_tags if tag in unused)
+        return SearchResult((), False, query, offset, wanted_tags, missing)
     limit = max(1, min(limit, 100))
     offset = max(0, offset)
 

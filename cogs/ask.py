@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 MENTIONS = discord.AllowedMentions.none()
 COOLDOWN_SECONDS = 20.0
 PROGRESS_EVERY = 1.5  # seconds between edits that show the answer growing
+# Kept back from llm.timeout for sending the final edit, so the whole reply fits in it.
+REPLY_SLACK = 0.3
 
 
 class Cooldowns:
@@ -89,16 +91,19 @@ class AskCog(commands.Cog):
 
     @property
     def timeout(self) -> float:
-        return self.bot.config.llm.timeout + 5.0
+        """The user's whole wait, from the command to the final answer (``llm.timeout``)."""
+        return self.bot.config.llm.timeout
 
-    async def _answer(self, coroutine) -> str:
-        """Run the answer with a deadline; every failure becomes one polite line."""
+    async def _answer(self, coroutine, started: float) -> str:
+        """Run the answer so that it (or the apology) is sent within ``llm.timeout`` of
+        ``started`` (a ``time.monotonic()``); every failure becomes one polite line."""
+        left = self.timeout - (time.monotonic() - started) - REPLY_SLACK
         try:
-            result: Answer = await asyncio.wait_for(coroutine, timeout=self.timeout)
+            result: Answer = await asyncio.wait_for(coroutine, timeout=max(left, 0.05))
         except TimeoutError:
-            log.warning("an answer took longer than %.0f s", self.timeout)
+            log.warning("an answer took longer than llm.timeout (%g s)", self.timeout)
             return (
-                f"Sorry, the language model did not answer within {self.timeout:.0f} s. "
+                f"Sorry, the language model did not answer within {self.timeout:g} s. "
                 "Please try again in a moment."
             )
         except LLMUnavailable as exc:
@@ -142,6 +147,7 @@ class AskCog(commands.Cog):
         tag: str | None = None,
         since: str | None = None,
     ) -> None:
+        started = time.monotonic()
         paper_id = None
         if paper:
             try:
@@ -185,12 +191,15 @@ class AskCog(commands.Cog):
                 since=start,
                 on_progress=self._progress(edit),
             )
-        await edit(await self._answer(work))
+        await edit(await self._answer(work, started))
 
     @ask_command.autocomplete("tag")
     async def _ask_tag_autocomplete(self, interaction: discord.Interaction, current: str):
         cog = self.bot.get_cog("SearchCog")
-        return await cog.tag_autocomplete(interaction, current) if cog is not None else []
+        if cog is None:
+            return []
+        # /ask's tag is a vocabulary label (normalize_label above).
+        return await cog.tag_autocomplete(interaction, current, vocabulary_only=True)
 
     async def open_thread(self, interaction: discord.Interaction, paper_id: str) -> None:
         """The Ask button: a thread about one paper (reused if one is already open)."""
@@ -266,6 +275,7 @@ class AskCog(commands.Cog):
             return
         if self.cooldowns.retry_after(message.author.id):
             return
+        started = time.monotonic()
         work = converse(
             self.bot.db,
             self.bot.llm,
@@ -276,7 +286,7 @@ class AskCog(commands.Cog):
             embedder=self.bot.embedder,
         )
         async with message.channel.typing():
-            text = await self._answer(work)
+            text = await self._answer(work, started)
         await message.reply(text, allowed_mentions=MENTIONS, mention_author=False)
 
 

@@ -105,7 +105,10 @@ async def tag_list_autocomplete(
     interaction: discord.Interaction, current: str
 ) -> list[app_commands.Choice[str]]:
     cog = interaction.client.get_cog("SearchCog")
-    return await cog.tag_list_autocomplete(interaction, current) if cog is not None else []
+    if cog is None:
+        return []
+    # Digest filters take the vocabulary's labels only (parse_tags).
+    return await cog.tag_list_autocomplete(interaction, current, vocabulary_only=True)
 
 
 def describe_feed(feed: Feed) -> str:
@@ -417,6 +420,9 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
                 else "next: —"
             )
             state = f"⚠️ paused: {sanitize(feed.pause_reason or '')}" if feed.paused else "✅ active"
+            if self.bot.get_channel(feed.channel_id) is None:
+                fix = "; remove it from config.toml" if feed.origin == "config" else ""
+                state = f"⚠️ channel gone (deleted, or I can't see it): nothing can be posted{fix}"
             lines.append(f"<#{feed.channel_id}> {state}; {last}; {next_text}")
         fetches = []
         for source in sorted({source for feed in feeds for source in feed.sources}):

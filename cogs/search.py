@@ -22,6 +22,7 @@ from bot.errors import InputError
 from bot.models import InvalidPaperId, split_arxiv_id
 from bot.render import EMBED_COLOR, MAX_EMBED_TOTAL, embed_size, format_authors, paper_embed
 from bot.search import SearchResult, search
+from bot.tag_options import complete_tag, complete_tag_list
 from bot.text import sanitize, truncate
 from bot.tree import UserError, parse_date_option
 
@@ -159,38 +160,20 @@ class SearchCog(commands.Cog):
         return cached
 
     async def tag_list_autocomplete(
-        self, interaction: discord.Interaction, current: str
+        self, interaction: discord.Interaction, current: str, *, vocabulary_only: bool = False
     ) -> list[app_commands.Choice[str]]:
         """For comma-separated tag options: complete the last item, keeping the earlier ones."""
-        done, _, last = current.rpartition(",")
-        prefix = ", ".join(part.strip() for part in done.split(",") if part.strip())
-        choices = await self.tag_autocomplete(interaction, last)
-        if not prefix:
-            return choices
-        joined = [(f"{prefix}, {choice.value}", choice.name) for choice in choices]
-        return [
-            app_commands.Choice(name=truncate(f"{prefix}, {name}", 100), value=value[:100])
-            for value, name in joined
-            if len(value) <= 100
-        ]
+        counts = dict(await self.known_tags())
+        pairs = complete_tag_list(counts, current, vocabulary_only=vocabulary_only)
+        return [app_commands.Choice(name=label, value=value) for label, value in pairs]
 
     async def tag_autocomplete(
-        self, interaction: discord.Interaction, current: str
+        self, interaction: discord.Interaction, current: str, *, vocabulary_only: bool = False
     ) -> list[app_commands.Choice[str]]:
-        """At most 25 tags: those starting with what was typed first, then fuzzy matches."""
+        """At most 25 tags the asking command accepts (see bot.tag_options)."""
         counts = dict(await self.known_tags())
-        names = list(dict.fromkeys([*counts, *LABELS]))
-        typed = current.strip().lower()
-        prefix = [name for name in names if name.lower().startswith(typed)]
-        contains = [n for n in names if typed and typed in n.lower() and n not in prefix]
-        fuzzy = difflib.get_close_matches(typed, [n.lower() for n in names], n=25, cutoff=0.3)
-        by_lower = {name.lower(): name for name in names}
-        ordered = list(dict.fromkeys([*prefix, *contains, *(by_lower[f] for f in fuzzy)]))
-        choices = []
-        for name in ordered[:25]:
-            label = f"{name} ({counts[name]})" if name in counts else name
-            choices.append(app_commands.Choice(name=label[:100], value=name))
-        return choices
+        pairs = complete_tag(counts, current, vocabulary_only=vocabulary_only)
+        return [app_commands.Choice(name=label, value=value) for label, value in pairs]
 
     async def _run(self, session: SearchSession, page: int) -> SearchResult:
         try:
@@ -261,9 +244,12 @@ class SearchCog(commands.Cog):
         )
         result = await self._run(session, 0)
         if not result.hits:
-            await interaction.response.send_message(
-                await self._no_results_text(session), ephemeral=True, allowed_mentions=MENTIONS
-            )
+            if result.unused_tags:
+                names = ", ".join(f"`{sanitize(tag)}`" for tag in result.unused_tags)
+                text = f"No papers carry the tag {names} yet."
+            else:
+                text = await self._no_results_text(session)
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=MENTIONS)
             return
         token = self.sessions.add(session)
         label = truncate(sanitize(query, markdown=False), 200)

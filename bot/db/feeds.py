@@ -158,3 +158,63 @@ def with_changes(feed: Feed, **changes: object) -> Feed:
     filter_changes = {k: v for k, v in changes.items() if k in filter_names}
     other = {k: v for k, v in changes.items() if k not in filter_names}
     return replace(feed, filters=replace(feed.filters, **filter_changes), **other)
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What was deleted because a guild, channel or role it depended on is gone."""
+
+    feeds: tuple[Feed, ...] = ()
+    subscriptions: int = 0  # including those of the deleted feeds (ON DELETE CASCADE)
+    alert_channel: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.feeds or self.subscriptions or self.alert_channel)
+
+
+async def _count(conn: aiosqlite.Connection, sql: str, params: tuple) -> int:
+    async with conn.execute(sql, params) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def forget_channel(db: Database, guild_id: int, channel_id: int) -> Forgotten:
+    """A deleted channel: its feed (with the feed's subscriptions and role mappings) and the
+    guild's alert setting when it pointed there."""
+    feeds = [
+        _feed_from_row(row)
+        for row in await db.fetchall(
+            "SELECT * FROM feeds WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
+        )
+    ]
+    async with db.transaction() as conn:
+        subs = await _count(
+            conn,
+            "SELECT count(*) FROM subscriptions WHERE feed_id IN "
+            "(SELECT id FROM feeds WHERE guild_id = ? AND channel_id = ?)",
+            (guild_id, channel_id),
+        )
+        await conn.execute(
+            "DELETE FROM feeds WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
+        )
+        cursor = await conn.execute(
+            "UPDATE guild_settings SET alert_channel_id = NULL "
+            "WHERE guild_id = ? AND alert_channel_id = ?",
+            (guild_id, channel_id),
+        )
+        alert = cursor.rowcount > 0
+    return Forgotten(tuple(feeds), subs, alert)
+
+
+async def forget_guild(db: Database, guild_id: int) -> Forgotten:
+    """The bot left a guild: every feed, subscription and setting of it."""
+    feeds = await list_feeds(db, guild_id)
+    async with db.transaction() as conn:
+        subs = await _count(
+            conn, "SELECT count(*) FROM subscriptions WHERE guild_id = ?", (guild_id,)
+        )
+        await conn.execute("DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,))
+        await conn.execute("DELETE FROM feeds WHERE guild_id = ?", (guild_id,))
+        cursor = await conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        alert = cursor.rowcount > 0
+    return Forgotten(tuple(feeds), subs, alert)

@@ -6,6 +6,7 @@ The Discord stand-in and the fake OpenAI-compatible server both run on 127.0.0.1
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -243,3 +244,27 @@ async def test_without_an_endpoint_ask_is_not_registered(standin: StandIn, start
         (feed,) = await feed_store.list_feeds(bot.db)
         await bot.digests.run_post(feed.id, datetime(2025, 1, 15, 9, 0, tzinfo=UTC))
     assert all(m.components == [] for m in standin.messages_in(standin.text_channel.id))
+
+
+async def test_ask_with_a_slow_endpoint_explains_within_the_configured_timeout(
+    standin: StandIn, start_bot, tmp_path, llm_server
+):
+    """The whole wait, from the command to the apology, fits in llm.timeout (not timeout + 5 s)."""
+    from tests.llm_server.server import Reply
+
+    config = llm_bot_config(tmp_path, llm_server)
+    config.llm.timeout = 1.0
+    llm_server.queue(*[Reply(content="late [1]", delay=30.0)] * 3)  # retries are slow too
+    async with (
+        LLMClient.from_config(config) as llm,
+        start_bot(config=config, llm=llm, embedder=None) as bot,
+    ):
+        await sync_to(bot, standin.guild.id)
+        handle = await standin.slash("ask", {"question": "How does tensor product attention work?"})
+        assert (await handle.wait_callback())["type"] == 5  # deferred at once
+        text = await wait_for_content(handle, lambda c: c.startswith("Sorry"), limit=10)
+        waited = time.monotonic() - handle.created
+    assert "did not answer within 1 s" in text
+    assert waited < config.llm.timeout + 1.5, waited
+    assert len(llm_server.chat_requests) >= 1
+    standin.assert_clean()

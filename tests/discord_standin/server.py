@@ -268,6 +268,25 @@ class StandIn:
             {"guild_id": str(guild_id), "user": self.world.user_payload(user_id)},
         )
 
+    async def delete_role(self, guild_id: int, role_id: int) -> int:
+        """Delete a role and dispatch GUILD_ROLE_DELETE."""
+        self.world.remove_role(guild_id, role_id)
+        return await self.dispatch(
+            "GUILD_ROLE_DELETE", {"guild_id": str(guild_id), "role_id": str(role_id)}
+        )
+
+    async def delete_channel(self, channel_id: int) -> int:
+        """Delete a channel (and its threads) and dispatch CHANNEL_DELETE."""
+        payload = self.world.channel_payload(channel_id)
+        self.world.remove_channel(channel_id)
+        return await self.dispatch("CHANNEL_DELETE", payload)
+
+    async def remove_bot_from(self, guild_id: int) -> int:
+        """The bot is kicked from a guild: GUILD_DELETE without ``unavailable`` (a removal,
+        not an outage), and the guild is gone from the bot's world."""
+        self.world.remove_guild(guild_id)
+        return await self.dispatch("GUILD_DELETE", {"id": str(guild_id)})
+
     def set_overwrite(
         self,
         channel_id: int,

@@ -335,6 +335,37 @@ class World:
         except KeyError:
             raise LookupError(f"user {user_id} is not a member of guild {guild_id}") from None
 
+    def remove_role(self, guild_id: int, role_id: int) -> Role:
+        """Delete a role (and take it from every member holding it)."""
+        guild = self.guild(guild_id)
+        if role_id == guild_id:
+            raise ValueError("@everyone cannot be deleted")
+        try:
+            role = guild.roles.pop(role_id)
+        except KeyError:
+            raise LookupError(f"guild {guild_id} has no role {role_id}") from None
+        for member in guild.members.values():
+            if role_id in member.roles:
+                member.roles.remove(role_id)
+        return role
+
+    def remove_channel(self, channel_id: int) -> Channel:
+        """Delete a channel and its threads (their messages stay readable to tests)."""
+        channel = self.channel(channel_id)
+        doomed = [channel_id, *(c.id for c in self.channels.values() if c.parent_id == channel_id)]
+        for cid in doomed:
+            gone = self.channels.pop(cid)
+            if gone.guild_id is not None and gone.guild_id in self.guilds:
+                self.guilds[gone.guild_id].channel_ids.remove(cid)
+        return channel
+
+    def remove_guild(self, guild_id: int) -> Guild:
+        """Forget a guild and its channels (as seen by a bot that was removed from it)."""
+        guild = self.guild(guild_id)
+        for cid in list(guild.channel_ids):
+            self.channels.pop(cid, None)
+        return self.guilds.pop(guild_id)
+
     def set_overwrite(
         self,
         channel_id: int,

@@ -1,0 +1,156 @@
+"""End to end: a deleted channel or role, or removal from a server, forgets what depended on it.
+
+The stand-in dispatches the real gateway events (CHANNEL_DELETE, GUILD_ROLE_DELETE,
+GUILD_DELETE) to the real discord.py client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bot.config import FeedConfig
+from bot.db import feeds as feed_store
+from bot.db import subscriptions as sub_store
+from bot.db.feeds import Feed
+from tests.bot.conftest import make_config, sync_to
+from tests.discord_standin import StandIn
+
+
+async def eventually(check, limit: float = 5.0) -> None:
+    """Wait until the async predicate ``check()`` holds."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def forget_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "bot.forget"]
+
+
+async def test_deleting_a_channel_forgets_its_feed_mappings_and_alert_setting(
+    standin: StandIn, start_bot, caplog
+):
+    caplog.set_level(logging.INFO, logger="bot.forget")
+    guild = standin.guild.id
+    doomed = standin.add_text_channel(guild, "doomed")
+    readers = standin.add_role(guild, "readers", mentionable=True)
+    bob = standin.plain_user.id
+    async with start_bot() as bot:
+        feed = await feed_store.save_feed(bot.db, Feed(guild_id=guild, channel_id=doomed.id))
+        kept = await feed_store.save_feed(
+            bot.db, Feed(guild_id=guild, channel_id=standin.text_channel.id)
+        )
+        await bot.digests.sync_feeds()
+        await feed_store.set_alert_channel(bot.db, guild, doomed.id)
+        for feed_id in (feed.id, kept.id):
+            await sub_store.add_subscription(
+                bot.db,
+                guild,
+                readers.id,
+                "tag",
+                "Robotics",
+                subscriber_type="role",
+                feed_id=feed_id,
+            )
+        await sub_store.add_subscription(bot.db, guild, bob, "tag", "Robotics", feed_id=feed.id)
+        await sub_store.add_subscription(bot.db, guild, bob, "keyword", "diffusion")
+        assert bot.digests.next_post(feed.id) is not None
+
+        assert await standin.delete_channel(doomed.id) == 1
+
+        async def gone() -> bool:
+            return await feed_store.get_feed(bot.db, feed.id) is None
+
+        await eventually(gone)
+        remaining = await sub_store.all_for_guild(bot.db, guild)
+        assert await feed_store.get_alert_channel(bot.db, guild) is None
+        assert bot.digests.next_post(feed.id) is None
+        assert bot.digests.next_post(kept.id) is not None
+    assert sorted((s.subscriber_id, s.feed_id) for s in remaining) == sorted(
+        [(readers.id, kept.id), (bob, None)]
+    )
+    (line,) = forget_lines(caplog)
+    assert f"channel {doomed.id} was deleted" in line and "2 subscription(s)" in line
+    standin.assert_clean()
+
+
+async def test_deleting_a_role_forgets_its_mentions_only(standin: StandIn, start_bot, caplog):
+    caplog.set_level(logging.INFO, logger="bot.forget")
+    guild = standin.guild.id
+    readers = standin.add_role(guild, "readers", mentionable=True)
+    writers = standin.add_role(guild, "writers", mentionable=True)
+    async with start_bot() as bot:
+        feed = await feed_store.save_feed(
+            bot.db, Feed(guild_id=guild, channel_id=standin.text_channel.id)
+        )
+        for role, tag in ((readers, "Robotics"), (readers, "Multimodal"), (writers, "Robotics")):
+            await sub_store.add_subscription(
+                bot.db, guild, role.id, "tag", tag, subscriber_type="role", feed_id=feed.id
+            )
+
+        assert await standin.delete_role(guild, readers.id) == 1
+
+        async def forgotten() -> bool:
+            subs = await sub_store.all_for_guild(bot.db, guild)
+            return all(s.subscriber_id != readers.id for s in subs)
+
+        await eventually(forgotten)
+        remaining = await sub_store.all_for_guild(bot.db, guild)
+        assert await feed_store.get_feed(bot.db, feed.id) is not None
+    assert [(s.subscriber_id, s.norm) for s in remaining] == [(writers.id, "Robotics")]
+    (line,) = forget_lines(caplog)
+    assert f"role {readers.id} was deleted" in line and "2 role mention(s)" in line
+    standin.assert_clean()
+
+
+async def test_removal_from_a_server_forgets_that_server_only(standin: StandIn, start_bot, caplog):
+    caplog.set_level(logging.INFO, logger="bot.forget")
+    other = standin.add_guild("Other Lab")
+    other_channel = standin.add_text_channel(other.id, "papers")
+    home = standin.guild.id
+    bob = standin.plain_user.id
+    standin.add_member(other.id, bob)
+    async with start_bot() as bot:
+        for guild_id, channel_id in ((home, standin.text_channel.id), (other.id, other_channel.id)):
+            await feed_store.save_feed(bot.db, Feed(guild_id=guild_id, channel_id=channel_id))
+            await sub_store.add_subscription(bot.db, guild_id, bob, "tag", "Robotics")
+        await feed_store.set_alert_channel(bot.db, other.id, other_channel.id)
+        await bot.digests.sync_feeds()
+
+        assert await standin.remove_bot_from(other.id) == 1
+
+        async def forgotten() -> bool:
+            return await feed_store.list_feeds(bot.db, other.id) == []
+
+        await eventually(forgotten)
+        assert await sub_store.all_for_guild(bot.db, other.id) == []
+        assert await feed_store.get_alert_channel(bot.db, other.id) is None
+        assert len(await feed_store.list_feeds(bot.db, home)) == 1
+        assert len(await sub_store.all_for_guild(bot.db, home)) == 1
+    (line,) = forget_lines(caplog)
+    assert f"left guild {other.id}" in line and "1 feed(s) and 1 subscription(s)" in line
+    standin.assert_clean()
+
+
+async def test_digest_status_lists_a_feed_whose_channel_is_gone(
+    standin: StandIn, start_bot, tmp_path
+):
+    """A channel deleted while the bot was offline: no event arrives, the feed stays listed."""
+    guild = standin.guild.id
+    vanished = standin.add_text_channel(guild, "vanished")
+    standin.world.remove_channel(vanished.id)  # before the bot connects: no CHANNEL_DELETE
+    config = make_config(tmp_path / "bot.db")
+    config.feeds = [FeedConfig(guild_id=guild, channel_id=vanished.id, sources=["digest"])]
+    async with start_bot(config=config) as bot:
+        await feed_store.save_feed(bot.db, Feed(guild_id=guild, channel_id=standin.text_channel.id))
+        await sync_to(bot, guild)
+        status = await standin.slash("digest status", user_id=standin.admin_user.id)
+        lines = (await status.wait_callback())["data"]["content"].splitlines()
+    (gone,) = [line for line in lines if f"<#{vanished.id}>" in line]
+    assert "channel gone" in gone and "config.toml" in gone
+    (alive,) = [line for line in lines if f"<#{standin.text_channel.id}>" in line]
+    assert "channel gone" not in alive and "active" in alive
+    standin.assert_clean()
