@@ -68,7 +68,7 @@ async def _resolve_tags(db: Database, texts: tuple[str, ...]) -> tuple[tuple[str
     known: list[str] | None = None
     for text in texts:
         label = normalize_label(text)
-        row = await db.fetchone(
+        row = await db.read.fetchone(
             "SELECT tag FROM paper_tags WHERE tag = ? LIMIT 1", (label or text,)
         )
         if row is not None:
@@ -162,7 +162,7 @@ def _filters(
 async def _top_by_rank(db: Database, fts: str, limit: int, offset: int) -> list:
     # Pick the top k inside FTS5 first, then look the rows up: a join would read every
     # matching row before sorting (DESIGN.md, "Search facts").
-    return await db.fetchall(
+    return await db.read.fetchall(
         f"WITH top AS MATERIALIZED ("
         f"  SELECT rowid, {BM25} AS score FROM papers_fts WHERE papers_fts MATCH ?"
         f"  ORDER BY score LIMIT ? OFFSET ?"
@@ -183,7 +183,7 @@ async def _filtered_by_rank(
     db: Database, fts: str, filters: list[str], params: list, sort: str, limit: int, offset: int
 ) -> list:
     where = " AND ".join(["papers_fts MATCH ?", *filters])
-    return await db.fetchall(
+    return await db.read.fetchall(
         f"SELECT p.*, {BM25} AS rank FROM papers_fts JOIN papers p ON p.id = papers_fts.rowid "
         f"WHERE {where} ORDER BY {_ORDER[sort]} LIMIT ? OFFSET ?",
         (fts, *params, limit, offset),
@@ -206,7 +206,7 @@ async def _without_text(
         if sort == "upvotes"
         else ("p.sort_date DESC, coalesce(p.upvotes, 0) DESC")
     )
-    return await db.fetchall(
+    return await db.read.fetchall(
         f"SELECT p.*, 0.0 AS rank FROM papers p WHERE {' AND '.join(clauses)} "
         f"ORDER BY {order}, p.id DESC LIMIT ? OFFSET ?",
         (*params, limit, offset),

@@ -22,6 +22,7 @@ from bot.errors import InputError
 from bot.models import InvalidPaperId, split_arxiv_id
 from bot.render import EMBED_COLOR, MAX_EMBED_TOTAL, embed_size, format_authors, paper_embed
 from bot.search import SearchResult, search
+from bot.search_cache import ResultCache
 from bot.tag_options import complete_tag, complete_tag_list
 from bot.text import sanitize, truncate
 from bot.tree import UserError, parse_date_option
@@ -144,6 +145,7 @@ class SearchCog(commands.Cog):
     def __init__(self, bot: PaperBot) -> None:
         self.bot = bot
         self.sessions = SearchSessions()
+        self.results: ResultCache[SearchResult] = ResultCache()
         self._tags_cache: tuple[float, list[tuple[str, int]]] = (0.0, [])
 
     async def cog_load(self) -> None:
@@ -176,17 +178,23 @@ class SearchCog(commands.Cog):
         return [app_commands.Choice(name=label, value=value) for label, value in pairs]
 
     async def _run(self, session: SearchSession, page: int) -> SearchResult:
+        key = (session.text, session.tags, session.authors, session.since, session.until)
+        key += (session.sort, page)
         try:
-            return await search(
-                self.bot.db,
-                session.text,
-                tags=session.tags,
-                authors=session.authors,
-                since=session.since,
-                until=session.until,
-                sort=session.sort,  # type: ignore[arg-type]
-                limit=PAGE_SIZE,
-                offset=page * PAGE_SIZE,
+            return await self.results.get(
+                key,
+                self.bot.db.generation,
+                lambda: search(
+                    self.bot.db,
+                    session.text,
+                    tags=session.tags,
+                    authors=session.authors,
+                    since=session.since,
+                    until=session.until,
+                    sort=session.sort,  # type: ignore[arg-type]
+                    limit=PAGE_SIZE,
+                    offset=page * PAGE_SIZE,
+                ),
             )
         except InputError as exc:
             raise UserError(str(exc)) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiosqlite
 
 from bot.db.connection import open_database
+from bot.db.readers import DEFAULT_SIZE, ReadPool
 
 
 class Database:
@@ -19,10 +20,22 @@ class Database:
     their statements inside one transaction; ``transaction()`` serialises writers.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, path: str | Path) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, path: str | Path, readers: ReadPool | None = None
+    ) -> None:
         self.conn = conn
         self.path = Path(path)
         self._write_lock = asyncio.Lock()
+        self._readers = readers
+        # Bumped after every committed write transaction, so that caches of reads (e.g.
+        # search results) know when what they hold may be stale.
+        self.generation = 0
+
+    @property
+    def read(self) -> ReadPool | Database:
+        """Where interactive reads go: the read-only pool when there is one (a file
+        database opened by :func:`connect`), else this connection."""
+        return self._readers if self._readers is not None else self
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -35,6 +48,7 @@ class Database:
                 raise
             else:
                 await self.conn.execute("COMMIT")
+                self.generation += 1
 
     async def fetchall(self, sql: str, params: tuple | list = ()) -> list[aiosqlite.Row]:
         async with self.conn.execute(sql, params) as cursor:
@@ -46,7 +60,13 @@ class Database:
 
 
 @asynccontextmanager
-async def connect(path: str | Path) -> AsyncIterator[Database]:
-    """Open the database at ``path`` (migrated) as a :class:`Database`."""
+async def connect(path: str | Path, *, readers: int = DEFAULT_SIZE) -> AsyncIterator[Database]:
+    """Open the database at ``path`` (migrated) as a :class:`Database`, with ``readers``
+    read-only connections for interactive reads (none for ``:memory:`` or ``readers=0``)."""
     async with open_database(path) as conn:
-        yield Database(conn, path)
+        pool = ReadPool(path, readers) if readers > 0 and str(path) != ":memory:" else None
+        try:
+            yield Database(conn, path, pool)
+        finally:
+            if pool is not None:
+                await asyncio.to_thread(pool.close)

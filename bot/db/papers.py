@@ -258,7 +258,7 @@ async def _upsert_listings(
 
 
 async def get_paper(db: Database, arxiv_id: str) -> Paper | None:
-    row = await db.fetchone("SELECT * FROM papers WHERE arxiv_id = ?", (arxiv_id,))
+    row = await db.read.fetchone("SELECT * FROM papers WHERE arxiv_id = ?", (arxiv_id,))
     return paper_from_row(row) if row else None
 
 
@@ -361,7 +361,7 @@ async def iter_all_entries(db: Database, since: date | None = None, until: date 
 
 async def tag_counts(db: Database) -> list[tuple[str, int]]:
     """Known tags with their paper counts, most used first."""
-    rows = await db.fetchall(
+    rows = await db.read.fetchall(
         "SELECT tag, count(*) AS n FROM paper_tags GROUP BY tag ORDER BY n DESC, tag"
     )
     return [(row[0], row[1]) for row in rows]

@@ -61,6 +61,9 @@ class InteractionHandle:
         self.created = monotonic()
         self.callback: dict[str, Any] | None = None
         self.callback_delay: float | None = None
+        # Seconds from dispatch to the first message content the user sees: a message
+        # callback, or the follow-up / edit that fills a deferred reply.
+        self.answered_delay: float | None = None
         self.original: StoredMessage | None = None
         self.followups: list[StoredMessage] = []
         self.rejected: list[dict[str, Any]] = []
@@ -94,6 +97,14 @@ class InteractionHandle:
         await self._standin.wait_until(lambda: self.callback, timeout, f"callback of {self!r}")
         assert self.callback is not None
         return self.callback
+
+    async def wait_answered(self, timeout: float = 5.0) -> float:  # noqa: ASYNC109
+        """Seconds from dispatch until the user saw content (see ``answered_delay``)."""
+        await self._standin.wait_until(
+            lambda: self.answered_delay is not None, timeout, f"answer to {self!r}"
+        )
+        assert self.answered_delay is not None
+        return self.answered_delay
 
     async def wait_followups(self, count: int = 1, timeout: float = 5.0) -> list[StoredMessage]:  # noqa: ASYNC109
         """The first ``count`` follow-up messages (a follow-up may fill a deferred reply)."""

@@ -652,6 +652,8 @@ class RestApi:
             )
         handle.callback = body
         handle.callback_delay = elapsed
+        if rtype in (CHANNEL_MESSAGE, UPDATE_MESSAGE):
+            handle.answered_delay = elapsed
         self.s.notify()
         if message is not None and not message.ephemeral and rtype == CHANNEL_MESSAGE:
             await self.s.echo("MESSAGE_CREATE", message)
@@ -756,6 +758,8 @@ class RestApi:
             if not msg.ephemeral:
                 await self.s.echo("MESSAGE_CREATE", msg)
         handle.followups.append(msg)
+        if handle.answered_delay is None:
+            handle.answered_delay = monotonic() - handle.created
         self.s.notify()
         if not _truthy(request.query.get("wait")):
             return no_content()
@@ -773,6 +777,8 @@ class RestApi:
         files = self.files(request)
         V.check_message_body(body, n_files=len(files), creating=False)
         self.w.edit_message(msg, body, files=files, via="webhook")
+        if handle.answered_delay is None and msg is handle.original:
+            handle.answered_delay = monotonic() - handle.created
         if not msg.ephemeral:
             await self.s.echo("MESSAGE_UPDATE", msg)
         self.s.notify()

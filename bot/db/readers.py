@@ -1,0 +1,69 @@
+"""A small pool of read-only SQLite connections, each in its own worker thread.
+
+aiosqlite runs every statement of a connection on that connection's one thread, so with a
+single connection fifty searches wait for each other. SQLite in WAL mode lets readers run
+next to each other and next to the writer, and releases the GIL while it works: with a
+few read-only connections (``mode=ro``) in worker threads, interactive reads (searches,
+paper cards, autocomplete) run in parallel instead of queueing behind one connection.
+A read issued after a write has been awaited sees it (a new read transaction in WAL sees
+every committed write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+DEFAULT_SIZE = 4  # threads; more than the cores, so that a slow read does not hold up the rest
+# Per reader: full-text doclists of common words are large, and SQLite's default page cache
+# (2 MB) rereads them from the OS on every query.
+CACHE_KIB = 32 * 1024
+
+
+class ReadPool:
+    """``fetchall`` / ``fetchone`` like :class:`bot.db.database.Database`, on read-only
+    connections in worker threads (one connection per thread, opened on first use)."""
+
+    def __init__(self, path: str | Path, size: int = DEFAULT_SIZE) -> None:
+        self.uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+        self.size = max(1, size)
+        self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="paperbot-read")
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.uri, uri=True, timeout=5.0, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
+
+    def _fetchall(self, sql: str, params: tuple | list) -> list[sqlite3.Row]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def _fetchone(self, sql: str, params: tuple | list) -> sqlite3.Row | None:
+        return self._connection().execute(sql, params).fetchone()
+
+    async def fetchall(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._fetchall, sql, params)
+
+    async def fetchone(self, sql: str, params: tuple | list = ()) -> sqlite3.Row | None:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._fetchone, sql, params)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
