@@ -54,7 +54,8 @@ def pick_queries(corpus: Path, count: int, seed: int = 20250114) -> list[str]:
     seen: set[str] = set()
     while len(queries) < count:
         words = [
-            w.lower() for w in re.findall(r"[A-Za-z]{4,}", rng.choice(titles))
+            w.lower()
+            for w in re.findall(r"[A-Za-z]{4,}", rng.choice(titles))
             if w.lower() not in STOPWORDS
         ]
         if len(words) < 2:
@@ -104,9 +105,11 @@ class BotProcess:
             stderr=asyncio.subprocess.PIPE,
         )
         await self.standin.wait_until(
-            lambda: len(self.standin.requests_to("PUT", r"/guilds/\d+/commands$")) > before
-            and self.standin.live_sessions()
-            and all(s.ready.is_set() for s in self.standin.live_sessions()),
+            lambda: (
+                len(self.standin.requests_to("PUT", r"/guilds/\d+/commands$")) > before
+                and self.standin.live_sessions()
+                and all(s.ready.is_set() for s in self.standin.live_sessions())
+            ),
             timeout=60,
             what="the bot to connect and sync",
         )

@@ -27,9 +27,7 @@ class ResultCache(Generic[T]):
         self._done: OrderedDict[Hashable, tuple[int, float, T]] = OrderedDict()
         self._running: dict[tuple[Hashable, int], asyncio.Future[T]] = {}
 
-    async def get(
-        self, key: Hashable, generation: int, compute: Callable[[], Awaitable[T]]
-    ) -> T:
+    async def get(self, key: Hashable, generation: int, compute: Callable[[], Awaitable[T]]) -> T:
         """The cached result for ``key`` at ``generation``, else ``await compute()`` once."""
         held = self._done.get(key)
         if held is not None and held[0] == generation and time.monotonic() - held[1] < self.ttl:
