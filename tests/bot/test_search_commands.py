@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -168,4 +170,30 @@ async def test_generated_queries_never_produce_an_error_reply(standin: StandIn, 
             content = reply["data"].get("content") or ""
             assert "Something went wrong" not in content, query
             assert reply["data"].get("embeds") or "No papers match" in content, query
+    standin.assert_clean()
+
+
+async def test_a_burst_of_searches_is_answered_in_parallel_reads_with_the_same_results(
+    standin: StandIn, start_bot
+):
+    """50 /search at once: every one answered (within Discord's 3 s, which the stand-in
+    enforces), each with what the same search gives alone, read on several connections."""
+    from bot.search import search
+
+    words = ["language", "models", "attention", "video", "reward", "diffusion", "agents"]
+    queries = [f"{a} OR {b}" for a in words for b in words if a != b][:50]
+    async with start_bot() as bot:
+        await sync_to(bot, standin.guild.id)
+        handles = await asyncio.gather(*(standin.slash("search", {"query": q}) for q in queries))
+        replies = await asyncio.gather(*(h.wait_callback(timeout=10) for h in handles))
+        expected = {}
+        for query in queries:
+            alone = await search(bot.db, query, limit=5)
+            expected[query] = [hit.paper.arxiv_id for hit in alone.hits]
+        readers = len(bot.db.read._opened)
+    for query, reply in zip(queries, replies, strict=True):
+        embeds = reply["data"].get("embeds") or []
+        got = result_ids(embeds[0]) if embeds else []
+        assert got == expected[query], query
+    assert readers > 1  # the reads did not queue behind one connection
     standin.assert_clean()
