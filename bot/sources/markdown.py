@@ -318,6 +318,7 @@ def parse_markdown_days(text: str) -> list[tuple[date, list[Entry]]]:
     """
     sections: list[tuple[date, list[Entry]]] = []
     rows: list[Entry] = []
+    seen: dict[str, int] = {}  # arXiv id -> line of its row in the current table
     day: date | None = None
     state = "outside"  # "header" (expect the header row), "separator", "rows", "outside"
     lines = _lines(text)
@@ -333,7 +334,7 @@ def parse_markdown_days(text: str) -> list[tuple[date, list[Entry]]]:
                 day = date.fromisoformat(heading[1])
             except ValueError as exc:
                 raise InputError(f"line {line_no}: {heading[1]!r} is not a valid date") from exc
-            rows = []
+            rows, seen = [], {}
             sections.append((day, rows))
             state = "header"
             continue
@@ -369,7 +370,18 @@ def parse_markdown_days(text: str) -> list[tuple[date, list[Entry]]]:
             while index < len(lines) and _continues(row, lines[index]):
                 row += "\n" + lines[index]
                 index += 1
-            rows.append(_parse_row(row, line_no, day, len(rows) + 1))
+            entry = _parse_row(row, line_no, day, len(rows) + 1)
+            first = seen.setdefault(entry.paper.arxiv_id, line_no)
+            if first != line_no:
+                log.warning(
+                    "line %s: %s is listed again on %s (first on line %s); the store keeps "
+                    "one row per paper and day, the later one",
+                    line_no,
+                    entry.paper.arxiv_id,
+                    day.isoformat(),
+                    first,
+                )
+            rows.append(entry)
     if state == "separator":
         raise InputError("the last table ends after its header, without a separator row")
     return sections

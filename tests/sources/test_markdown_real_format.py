@@ -364,3 +364,14 @@ def test_wrapped_rows_and_every_summary_form_round_trip_exactly(
         ]
         assert got == fields
     assert render_markdown_sections(sections) == text
+
+
+def test_a_paper_listed_twice_in_one_table_is_reported(caplog) -> None:
+    row = "| [T](https://arxiv.org/abs/2501.00001) | A | - b | ['X'] | N/A | N/A |"
+    with caplog.at_level(logging.WARNING, logger="bot.sources.markdown"):
+        entries = parse_markdown(_doc(row, row.replace("- b", "- c")))
+    assert len(entries) == 2
+    assert any(
+        "line 8: 2501.00001 is listed again on 2025-03-11 (first on line 7)" in r.getMessage()
+        for r in caplog.records
+    )
