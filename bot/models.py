@@ -98,6 +98,9 @@ class Listing:
     source: str  # "hf", "arxiv", "digest", "jsonl"
     rank: int | None = None  # 1-based position in that day's listing
     upvotes: int | None = None
+    # A markdown digest's table row exactly as written (lines joined by "\n"), so that the
+    # export reproduces it; None for every other source.
+    row: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

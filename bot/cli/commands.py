@@ -16,10 +16,11 @@ from typing import TextIO
 import aiohttp
 from tqdm import tqdm
 
+from bot.archive import export_markdown, import_files
 from bot.config import Config, FeedConfig
 from bot.db.connection import migrate
 from bot.db.database import Database, connect
-from bot.db.papers import iter_all_entries, listed_days, papers_for_day, store_stats, tag_counts
+from bot.db.papers import iter_all_entries, papers_for_day, store_stats, tag_counts
 from bot.digest import select_for_channel
 from bot.enrich import enrich_ids
 from bot.errors import InputError, PaperbotError
@@ -27,10 +28,8 @@ from bot.feeds import feed_filters
 from bot.fetch import Fetcher
 from bot.ingest import ingest
 from bot.llm import LLMClient
-from bot.models import Entry
 from bot.render import digest_messages, render_text
 from bot.search import search
-from bot.sources.detect import load_file
 from bot.sources.http import USER_AGENT
 from bot.sources.jsonl import dump_jsonl
 from bot.sources.markdown import render_markdown
@@ -93,17 +92,19 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
 
 
 async def import_command(args: argparse.Namespace, config: Config) -> int:
-    # Parse every file first: a bad file aborts before anything is stored.
-    batches: list[tuple[str, list[Entry]]] = [(name, load_file(Path(name))) for name in args.files]
     async with connect(config.database.path) as db:
-        for name, entries in batches:
-            result = await ingest(db, entries)
-            days = sorted({e.listing.day for e in entries if e.listing is not None})
-            span = f", {len(days)} days ({days[0]}..{days[-1]})" if days else ""
-            print(
-                f"{name}: {len(entries)} records, {result.new} new papers, "
-                f"{result.updated} updated{span}"
-            )
+        results = await import_files(db, args.files, keep_going=args.keep_going)
+    failed = [item for item in results if item.error is not None]
+    for item in results:
+        if item.error is None:
+            print(item.summary())
+        else:
+            print(f"paperbot: not imported: {item.name}: {item.error}", file=sys.stderr)
+    if failed:
+        raise PaperbotError(
+            f"{len(failed)} of {len(results)} files could not be imported (listed above); "
+            f"the other {len(results) - len(failed)} were imported"
+        )
     return 0
 
 
@@ -116,11 +117,8 @@ async def export_command(args: argparse.Namespace, config: Config) -> int:
                 async for paper, listings in iter_all_entries(db, since, until):
                     out.write(dump_jsonl(paper, listings) + "\n")
             else:
-                days = []
-                for day in await listed_days(db, since, until):
-                    listed = await papers_for_day(db, day)
-                    days.append((day, [item.paper for item in listed]))
-                out.write(render_markdown(days))
+                async for section in export_markdown(db, since, until):
+                    out.write(section)
     return 0
 
 

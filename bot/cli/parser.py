@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="import files: HF daily JSON, markdown digests, arXiv Atom, JSON Lines"
     )
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="import the good files even if some cannot be read (default: all or nothing)",
+    )
     p.set_defaults(handler=commands.import_command)
 
     p = sub.add_parser("export", help="export stored papers as a markdown digest or JSON Lines")

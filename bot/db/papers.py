@@ -243,15 +243,24 @@ async def _upsert_listings(
     ) as cursor:
         ids.update({row[0]: row[1] for row in await cursor.fetchall()})
     rows = [
-        (ids[arxiv_id], listing.day.isoformat(), listing.source, listing.rank, listing.upvotes)
+        (
+            ids[arxiv_id],
+            listing.day.isoformat(),
+            listing.source,
+            listing.rank,
+            listing.upvotes,
+            listing.row,
+        )
         for arxiv_id, day_listings in listings.items()
         for listing in day_listings
     ]
     await conn.executemany(
-        "INSERT INTO listings (paper_id, day, source, rank, upvotes) VALUES (?, ?, ?, ?, ?) "
+        "INSERT INTO listings (paper_id, day, source, rank, upvotes, row_text) "
+        "VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (paper_id, day, source) DO UPDATE SET "
         "rank = coalesce(excluded.rank, listings.rank), "
-        "upvotes = coalesce(excluded.upvotes, listings.upvotes)",
+        "upvotes = coalesce(excluded.upvotes, listings.upvotes), "
+        "row_text = coalesce(excluded.row_text, listings.row_text)",
         rows,
     )
     return len(rows)
@@ -289,7 +298,8 @@ async def papers_for_day(
         params.extend(sources)
     rows = await db.fetchall(
         f"SELECT p.*, l.day AS l_day, l.source AS l_source, l.rank AS l_rank, "
-        f"l.upvotes AS l_upvotes FROM listings l JOIN papers p ON p.id = l.paper_id "
+        f"l.upvotes AS l_upvotes, l.row_text AS l_row "
+        f"FROM listings l JOIN papers p ON p.id = l.paper_id "
         f"WHERE {where}",
         params,
     )
@@ -301,6 +311,7 @@ async def papers_for_day(
             source=row["l_source"],
             rank=row["l_rank"],
             upvotes=row["l_upvotes"],
+            row=row["l_row"],
         )
         current = best.get(row["arxiv_id"])
         if current is None or _prominence(listing, order) < _prominence(current.listing, order):
@@ -349,10 +360,11 @@ async def iter_all_entries(db: Database, since: date | None = None, until: date 
     )
     listings: dict[int, list[Listing]] = {}
     for row in await db.fetchall(
-        "SELECT paper_id, day, source, rank, upvotes FROM listings ORDER BY day, source, rank"
+        "SELECT paper_id, day, source, rank, upvotes, row_text FROM listings "
+        "ORDER BY day, source, rank"
     ):
         listings.setdefault(row[0], []).append(
-            Listing(date.fromisoformat(row[1]), row[2], row[3], row[4])
+            Listing(date.fromisoformat(row[1]), row[2], row[3], row[4], row[5])
         )
     async with db.conn.execute(f"SELECT * FROM papers {id_filter} ORDER BY id", params) as cursor:
         async for row in cursor:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -94,11 +95,24 @@ def _decode_markdown(path: Path, data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+@dataclass(frozen=True)
+class LoadedFile:
+    """A file's records, and for a markdown digest every day it has a table for."""
+
+    entries: list[Entry]
+    digest_days: dict[date, int] = field(default_factory=dict)  # day -> rows (0: header only)
+
+
 def load_file(path: str | Path, *, day: date | None = None) -> list[Entry]:
     """Read ``path`` in whatever format it is in (see the module doc for the hf day rule).
 
     ``day`` sets the listing day of an hf or atom file (an atom file has no listing without it).
     """
+    return load(path, day=day).entries
+
+
+def load(path: str | Path, *, day: date | None = None) -> LoadedFile:
+    """Like :func:`load_file`, and keep a markdown digest's days, empty ones included."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -108,13 +122,17 @@ def load_file(path: str | Path, *, day: date | None = None) -> list[Entry]:
     kind = detect_format(path, head)
     log.debug("%s: format %s", path, kind)
     if kind == "jsonl":
-        return jsonl.read_jsonl_file(path)
+        return LoadedFile(jsonl.read_jsonl_file(path))
     data = path.read_bytes()
     try:
         if kind == "hf":
-            return hf_daily.parse_daily_papers(data, day or _hf_day(path, data))
+            return LoadedFile(hf_daily.parse_daily_papers(data, day or _hf_day(path, data)))
         if kind == "atom":
-            return arxiv.parse_atom(data, day)
-        return markdown.parse_markdown(_decode_markdown(path, data))
+            return LoadedFile(arxiv.parse_atom(data, day))
+        sections = markdown.parse_markdown_days(_decode_markdown(path, data))
+        return LoadedFile(
+            [entry for _, rows in sections for entry in rows],
+            {section_day: len(rows) for section_day, rows in sections},
+        )
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from exc

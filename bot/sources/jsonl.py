@@ -2,7 +2,8 @@
 
 Backup record: every :class:`~bot.models.Paper` field under its own name (tuples as lists,
 dates as ``YYYY-MM-DD``, summary sources by name) plus ``listings``, a list of
-``{"day", "source", "rank", "upvotes"}``: one line per paper, however many days it was listed.
+``{"day", "source", "rank", "upvotes"}`` (and ``"row"``, a digest row as written): one line per
+paper, however many days it was listed.
 
 Corpus record: ``id``, ``title``, ``authors``, ``abstract``, ``categories``, ``date`` (the arXiv
 date), ``comment``, ``source`` and optionally ``hf`` {``upvotes``, ``ai_summary``,
@@ -61,12 +62,15 @@ def _json_value(value: Any) -> Any:
 
 
 def listing_to_record(listing: Listing) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "day": listing.day.isoformat(),
         "source": listing.source,
         "rank": listing.rank,
         "upvotes": listing.upvotes,
     }
+    if listing.row is not None:
+        record["row"] = listing.row  # a digest row as written: exports stay exact
+    return record
 
 
 def paper_to_record(paper: Paper, listings: Iterable[Listing] = ()) -> dict[str, Any]:
@@ -202,7 +206,14 @@ def _listing_from_record(value: Any, index: int) -> Listing:
         source=source.strip(),
         rank=_optional_int(value.get("rank"), f"listings[{index}].rank"),
         upvotes=_optional_int(value.get("upvotes"), f"listings[{index}].upvotes"),
+        row=_optional_row(value.get("row"), index),
     )
+
+
+def _optional_row(value: Any, index: int) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InputError(f"listings[{index}].row must be a string (a digest table row)")
 
 
 def _arxiv_id(raw: Any, key: str) -> tuple[str, int | None]:

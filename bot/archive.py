@@ -1,0 +1,119 @@
+"""Importing files into the store, and exporting stored days as a markdown digest archive.
+
+Import is all-or-nothing by default: every file is read and parsed before anything is
+stored, so one bad file leaves the store untouched. With ``keep_going`` the good files are
+stored and the bad ones reported with their reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from bot.db.database import Database
+from bot.db.digests import digest_days, digest_rows, record_digest_days
+from bot.db.papers import listed_days, papers_for_day
+from bot.errors import InputError, PaperbotError
+from bot.ingest import ingest
+from bot.models import Entry, Listing, Paper
+from bot.sources.detect import LoadedFile, load
+from bot.sources.markdown import SOURCE as DIGEST_SOURCE
+from bot.sources.markdown import render_markdown_day
+
+
+@dataclass
+class FileImport:
+    """What importing one file did (or why it was not imported)."""
+
+    name: str
+    records: int = 0
+    new: int = 0
+    updated: int = 0
+    days: list[date] = field(default_factory=list)
+    error: str | None = None
+
+    def summary(self) -> str:
+        span = f", {len(self.days)} days ({self.days[0]}..{self.days[-1]})" if self.days else ""
+        return (
+            f"{self.name}: {self.records} records, {self.new} new papers, "
+            f"{self.updated} updated{span}"
+        )
+
+
+def _reason(name: str, exc: PaperbotError) -> str:
+    """The error without a leading ``name: `` (the loader names the file already)."""
+    return str(exc).removeprefix(f"{name}: ")
+
+
+def _nothing_imported(failed: Sequence[FileImport], total: int) -> InputError:
+    reasons = "; ".join(f"{item.name}: {item.error}" for item in failed)
+    if len(failed) > 1:
+        reasons = f"{len(failed)} of {total} files cannot be imported: {reasons}"
+    good = total - len(failed)
+    hint = f" (--keep-going imports the other {good})" if good else ""
+    return InputError(f"{reasons}; nothing was imported{hint}")
+
+
+async def import_files(
+    db: Database, names: Sequence[str], *, keep_going: bool = False
+) -> list[FileImport]:
+    """Import ``names`` in order; one :class:`FileImport` per file.
+
+    Without ``keep_going`` a file that cannot be read or parsed raises :class:`InputError`
+    ("nothing was imported") before anything is stored. With it, the good files are stored
+    and the bad ones come back with ``error`` set.
+    """
+    loaded: list[tuple[FileImport, LoadedFile | None]] = []
+    for name in names:
+        try:
+            loaded.append((FileImport(name), load(Path(name))))
+        except PaperbotError as exc:
+            loaded.append((FileImport(name, error=_reason(name, exc)), None))
+    failed = [item for item, _ in loaded if item.error is not None]
+    if failed and not keep_going:
+        raise _nothing_imported(failed, len(names))
+    for item, content in loaded:
+        if content is None:
+            continue
+        result = await ingest(db, content.entries)
+        await record_digest_days(db, content.digest_days)
+        item.records, item.new, item.updated = len(content.entries), result.new, result.updated
+        item.days = sorted(
+            {e.listing.day for e in content.entries if e.listing is not None}
+            | set(content.digest_days)
+        )
+    return [item for item, _ in loaded]
+
+
+async def _day_items(db: Database, day: date) -> list[Paper | Entry]:
+    """The day's papers; those a digest listed come first, in its order, with its rows."""
+    listed = await papers_for_day(db, day)
+    rows = await digest_rows(db, day)
+    items: list[tuple[tuple[int, int], Paper | Entry]] = []
+    for position, item in enumerate(listed):
+        written = rows.get(item.paper.arxiv_id)
+        if written is None:
+            items.append(((1, position), item.paper))
+            continue
+        rank, row = written
+        listing = Listing(day, DIGEST_SOURCE, rank=rank, row=row)
+        items.append(((0, rank if rank is not None else position), Entry(item.paper, listing)))
+    return [item for _, item in sorted(items, key=lambda pair: pair[0])]
+
+
+async def export_markdown(
+    db: Database, since: date | None = None, until: date | None = None
+) -> AsyncIterator[str]:
+    """Each stored day's section in ``since..until``, oldest first.
+
+    Days come from every listing and every imported digest (a header-only digest day is
+    exported as its empty table). Rows imported from a digest are written as they were
+    (see :func:`bot.sources.markdown.render_row`); other papers in the seed's style.
+    """
+    days = sorted(
+        set(await listed_days(db, since, until)) | set(await digest_days(db, since, until))
+    )
+    for day in days:
+        yield render_markdown_day(day, await _day_items(db, day))
