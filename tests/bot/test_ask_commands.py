@@ -37,6 +37,7 @@ def llm_bot_config(tmp_path, server: FakeLLMServer):
     config.llm.model = "fake-chat"
     config.llm.timeout = 3.0
     config.llm.daily_token_budget = 0
+    config.llm.check_on_start = False  # the start-up probe has its own test
     config.openai_api_key = API_KEY
     return config
 
