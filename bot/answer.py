@@ -57,6 +57,7 @@ UNGROUNDED = (
     "I couldn't ground an answer in the stored papers: the model's reply cited none of the "
     "papers I gave it, so I won't pass it on. These are the papers I found for your question:"
 )
+UNGROUNDED_TURN = "(No grounded answer: the papers found were listed instead.)"
 CUT_MARK = "(answer cut: the model reached its length limit, llm.max_tokens)"
 
 ProgressCallback = Callable[[str], Awaitable[None]]
@@ -364,9 +365,9 @@ async def converse(
         on_progress=on_progress,
     )
     await add_turn(db, conversation.id, "user", one_line(question))
-    await add_turn(
-        db, conversation.id, "assistant", _with_id_citations(result.body, result), result.cited_ids
-    )
+    # An ungrounded reply was not shown: keep it out of the history the model sees next.
+    stored = _with_id_citations(result.body, result) if result.grounded else UNGROUNDED_TURN
+    await add_turn(db, conversation.id, "assistant", stored, result.cited_ids)
     return result
 
 

@@ -21,7 +21,9 @@ _ECHO_LINE_RE = re.compile(
     r"^\s*(?:[-*>]\s*)?(?:Papers|Question|Title|arXiv|Published|Authors|Summary|Abstract)\s*:.*$",
     re.I | re.M,
 )
-_INLINE_QUESTION_RE = re.compile(r"\bQuestion\s*:.*$", re.M)
+_INLINE_QUESTION_RE = re.compile(r"\bQuestion\s*:[^\n?]*\??[ \t]*")
+_GONE = "\x00"  # marks a line removed whole (not a blank line of the answer)
+_HAS_CITATION_RE = re.compile(r"\[\s*\d{1,3}\s*\]")
 _MARKER_RE = re.compile(r"<\s*/?\s*paper\b[^>\n]*>?", re.I)
 _ID_CITATION_RE = re.compile(r"\[\s*arXiv\s*:\s*([^\]\s]+)\s*\]", re.I)
 _CITATION_RE = re.compile(
@@ -174,13 +176,26 @@ def ground(text: str, papers: Sequence[Paper]) -> Grounded:
     if _MARKER_RE.search(body):
         removed.append("removed copies of the prompt's <paper> markers")
         body = _MARKER_RE.sub("", body)
-    body, echoed = _ECHO_LINE_RE.subn("", body)
+    echoed = 0
+
+    def echo(match: re.Match[str]) -> str:
+        # A copied prompt line carries no citation; "Summary: ... [1]" is the model's own.
+        nonlocal echoed
+        if _HAS_CITATION_RE.search(match.group(0)):
+            return match.group(0)
+        echoed += 1
+        return _GONE
+
+    body = _ECHO_LINE_RE.sub(echo, body)
     body, inline = _INLINE_QUESTION_RE.subn("", body)
     if echoed or inline:
         removed.append(f"removed {echoed + inline} line(s) copied from the prompt")
     cited: list[int] = []
     lines: list[str] = []
     for line in body.split("\n"):
+        if line.strip() == _GONE:
+            continue
+        line = line.replace(_GONE, "")
         if not line.strip():
             lines.append("")
             continue

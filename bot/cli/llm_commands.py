@@ -180,7 +180,9 @@ async def ask_command(args: argparse.Namespace, config: Config) -> int:
     else:
         print(result.text)
         if result.tokens:
-            print(f"\n({result.tokens:,} tokens, {result.model})", file=sys.stderr)
+            about = "about " if result.estimated else ""
+            note = ", estimated: the server sent no usage" if result.estimated else ""
+            print(f"\n({about}{result.tokens:,} tokens{note}, {result.model})", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import CUT_MARK, UNGROUNDED, answer, ask
+from bot.answer import CUT_MARK, UNGROUNDED, UNGROUNDED_TURN, answer, ask, converse
 from bot.cli.llm_commands import ask_command, llm_command
 from bot.config import Config
 from bot.db.database import Database, connect
@@ -81,6 +81,21 @@ async def test_invented_ids_and_echoes_are_removed_from_a_grounded_answer(
     assert any("<paper>" in line for line in result.removed)
 
 
+async def test_an_ungrounded_reply_stays_out_of_the_conversation_history(
+    db: Database, client: LLMClient, llm_server: FakeLLMServer
+) -> None:
+    await store(db, TPA, SPAM)
+    llm_server.responder = echoing_responder()
+    first = await converse(db, client, "What does tensor product attention do?", channel_id=3)
+    assert not first.grounded
+    llm_server.responder = None
+    llm_server.queue("It factorises the KV cache [1].")
+    await converse(db, client, "How much memory does tensor product attention save?", channel_id=3)
+    assert len(llm_server.chat_requests) == 2
+    history = llm_server.chat_requests[-1].messages[2]["content"]
+    assert history == UNGROUNDED_TURN and "2405.99999" not in llm_server.chat_requests[-1].prompt
+
+
 def test_sentences_about_papers_not_sent_are_dropped_and_known_ids_become_citations() -> None:
     checked = ground(
         "TPA factorises the cache (arXiv:2501.06425). Zhang et al. test it on T6. "
@@ -93,6 +108,15 @@ def test_sentences_about_papers_not_sent_are_dropped_and_known_ids_become_citati
     )
     assert checked.cited == [1, 2]
     assert len(checked.removed) == 3  # the invented title, citation [7], the sentence citing [9]
+
+
+def test_the_models_own_labelled_lines_are_kept_when_they_cite() -> None:
+    checked = ground(
+        "Summary: TPA factorises the KV cache [1].\nTitle: Tensor Product Attention\n"
+        "Question: how much memory? It saves most of it [1].",
+        [TPA],
+    )
+    assert checked.body == "Summary: TPA factorises the KV cache [1].\nIt saves most of it [1]."
 
 
 # --- 2. length ------------------------------------------------------------------------------
@@ -224,6 +248,17 @@ async def test_the_timeout_bounds_the_whole_answer_and_frees_a_single_slot_serve
             result = await answer(llm, "How?", [TPA])
         assert result.grounded
         assert loop.time() - started < 60  # not stuck behind the abandoned request
+
+
+async def test_a_stream_past_the_deadline_is_closed(db: Database) -> None:
+    """4: the abandoned stream is aborted, so the server stops generating."""
+    async with FakeLLMServer(api_key=API_KEY) as server:
+        server.queue(Reply(content="TPA [1]. " + "more words " * 200, chunk_delay=0.05))
+        async with LLMClient(llm_config(server, timeout=1.0), API_KEY, db=db) as llm:
+            with pytest.raises(LLMUnavailable, match="within 1s"):
+                await answer(llm, "How?", [TPA], on_progress=_ignore)
+        await wait_until(lambda: server.cancelled == 1 and server.active == 0)
+        assert len(server.chat_requests) == 1
 
 
 @pytest.mark.parametrize("status", [400, 404, 422])
