@@ -299,7 +299,7 @@ async def enrich_papers(
     stored = await _stored(db, papers)
     ids = [arxiv_id for arxiv_id in dict.fromkeys(p.arxiv_id for p in papers) if arxiv_id in stored]
     records = await enrichment_records(db, ids, client.model)
-    todo: list[Paper] = []
+    pending: list[Paper] = []
     for arxiv_id in ids:
         paper = stored[arxiv_id]
         record = records.get(arxiv_id)
@@ -321,7 +321,7 @@ async def enrich_papers(
             report.skipped += 1
             status = "skipped"
         else:
-            todo.append(paper)
+            pending.append(paper)
             continue
         linked = with_links(paper)
         if linked != paper:
@@ -331,9 +331,9 @@ async def enrich_papers(
             progress(arxiv_id, status)
 
     queue: asyncio.Queue[Paper] = asyncio.Queue()
-    for paper in todo:
+    for paper in pending:
         queue.put_nowait(paper)
-    workers = max(1, min(client.config.concurrency, len(todo)))
+    workers = max(1, min(client.config.concurrency, len(pending)))
     await asyncio.gather(*(_worker(db, client, queue, report, progress) for _ in range(workers)))
     report.seconds = time.monotonic() - started
     if report.no_evidence:

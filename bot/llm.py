@@ -203,6 +203,10 @@ class LLMClient:
         self._unsupported: set[str] = set()
         self._use_max_completion_tokens = False
 
+    def without_retries(self) -> LLMClient:
+        """A client for the same endpoint, budget and store that tries each request once."""
+        return LLMClient(self.config, self._api_key, db=self.db, max_retries=0, today=self._today)
+
     @classmethod
     def from_config(
         cls, config: Config, *, db: Database | None = None, max_retries: int = DEFAULT_MAX_RETRIES

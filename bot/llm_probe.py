@@ -167,7 +167,8 @@ def _echo(result: ChatResult, client: LLMClient) -> str:
 async def log_probe(client: LLMClient) -> ProbeReport | None:
     """Probe and log the summary (the bot does this once at start); never raises."""
     try:
-        report = await probe(client)
+        async with client.without_retries() as once:  # "once": no retry hides a failure
+            report = await probe(once)
     except Exception:
         log.exception("LLM endpoint check failed")
         return None
