@@ -1,11 +1,14 @@
 """Answers to questions about the stored papers, with citations, in one Discord message.
 
 The prompt gives the retrieved papers as DATA between ``<paper id="n">`` markers and tells the
-model to answer only from them, citing ``[n]``. The reply is then made safe: citations to
-papers that were not given are dropped, masked links are defused, mentions are neutralised,
-and the text is cut to one message (2000 characters) with a sources line that links every
-cited paper. When retrieval finds nothing on topic, the "not covered" answer is given
-without calling the LLM.
+model to answer only from them, citing ``[n]``. The reply is then checked against those papers
+(:mod:`bot.grounding`): citations are mapped to the papers sent, invented arXiv ids, authors,
+titles and copies of the prompt are removed (with their sentence), and a reply left citing no
+paper is not shown as an answer: the bot says it could not ground one and lists the papers it
+found. A reply cut by ``max_tokens`` is cut at its last complete sentence and marked. Masked
+links are defused, mentions neutralised, and the text fits one message (2000 characters) with
+a sources line that links every cited paper. When retrieval finds nothing on topic, the "not
+covered" answer is given without calling the LLM.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from bot.db.database import Database
 from bot.db.llm_store import add_turn, conversation_turns, start_conversation
 from bot.db.papers import get_papers
 from bot.embeddings import Embedder
+from bot.grounding import cut_at_sentence, ground
 from bot.llm import LLMClient, strip_reasoning
 from bot.models import Paper
 from bot.retrieval import Retrieved, retrieve
@@ -49,13 +53,15 @@ arXiv id, like [arXiv:2501.06425]. If the papers do not cover the question, say 
 sentence and do not guess.
 Be concise: at most 200 words, in plain sentences or a few short bullet points."""
 
+UNGROUNDED = (
+    "I couldn't ground an answer in the stored papers: the model's reply cited none of the "
+    "papers I gave it, so I won't pass it on. These are the papers I found for your question:"
+)
+UNGROUNDED_TURN = "(No grounded answer: the papers found were listed instead.)"
+CUT_MARK = "(answer cut: the model reached its length limit, llm.max_tokens)"
+
 ProgressCallback = Callable[[str], Awaitable[None]]
 
-_CITATION_RE = re.compile(
-    r"\[\s*(?:(?:papers?|refs?|sources?)\s*)?(\d{1,2}(?:\s*(?:,|;|-|–|and)\s*\d{1,2})*)\s*\]"
-    r"(?:\(\s*<?https?://[^)\s]*>?\s*\))?",
-    re.I,
-)
 _MASKED_LINK_RE = re.compile(r"\[([^\[\]\n]{1,200})\]\(\s*<?(https?://[^)\s>]+)>?\s*\)")
 _MARKER_RE = re.compile(r"<\s*/?\s*paper\b[^>]*>?", re.I)
 _ID_CITATION_RE = re.compile(r"\[arXiv:([^\]\s]+)\]", re.I)
@@ -73,6 +79,11 @@ class Answer:
     covered: bool = True
     tokens: int = 0
     model: str | None = None
+    grounded: bool = True  # False: the model's reply cited no paper sent; not shown
+    truncated: bool = False  # the reply hit max_tokens and was cut at a sentence
+    removed: tuple[str, ...] = ()  # what the grounding check took out, one line each
+    retrieved: tuple[Paper, ...] = ()  # found by retrieval but not given to the model
+    estimated: bool = False  # ``tokens`` is an estimate (the server sent no usage)
 
     @property
     def cited_ids(self) -> tuple[str, ...]:
@@ -83,13 +94,18 @@ class Answer:
             "text": self.text,
             "body": self.body,
             "covered": self.covered,
+            "grounded": self.grounded,
+            "truncated": self.truncated,
+            "removed": list(self.removed),
             "tokens": self.tokens,
+            "tokens_estimated": self.estimated,
             "model": self.model,
             "sources": [
                 {"n": n, "id": p.arxiv_id, "title": p.title, "url": p.url}
                 for n, p in zip(self.source_numbers, self.sources, strict=True)
             ],
             "papers": [p.arxiv_id for p in self.papers],
+            "retrieved_not_sent": [p.arxiv_id for p in self.retrieved],
         }
 
 
@@ -97,6 +113,7 @@ class Answer:
 class _Post:
     body: str
     cited: list[int] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 def _as_papers(papers: Sequence[Paper | Retrieved]) -> list[Paper]:
@@ -153,43 +170,15 @@ def build_messages(
     return messages
 
 
-def _numbers(spec: str) -> list[int]:
-    numbers: list[int] = []
-    for part in re.split(r"\s*(?:,|;|and)\s*", spec):
-        bounds = re.split(r"\s*[-–]\s*", part)
-        if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
-            low, high = int(bounds[0]), int(bounds[1])
-            if 0 < high - low <= 10:
-                numbers.extend(range(low, high + 1))
-                continue
-        numbers.extend(int(b) for b in bounds if b.isdigit())
-    return numbers
-
-
 def postprocess(text: str, papers: Sequence[Paper]) -> _Post:
-    """Keep valid citations as ``[n]``, defuse links and mentions; return the cited numbers."""
-    cited: list[int] = []
-    paper_count = len(papers)
-    numbers = {paper.arxiv_id: n for n, paper in enumerate(papers, start=1)}
-
-    def citation(match: re.Match[str]) -> str:
-        keep = [n for n in dict.fromkeys(_numbers(match.group(1))) if 1 <= n <= paper_count]
-        for n in keep:
-            if n not in cited:
-                cited.append(n)
-        return "".join(f"[{n}]" for n in keep)
-
-    body = strip_reasoning(text)
-    # The model may copy the stored history's [arXiv:ID] form: map it to the paper's number.
-    body = _ID_CITATION_RE.sub(
-        lambda m: f"[{numbers[m.group(1)]}]" if m.group(1) in numbers else "", body
-    )
-    body = _CITATION_RE.sub(citation, body)
+    """Ground the reply in ``papers`` (see :func:`bot.grounding.ground`), defuse links and
+    mentions; return the body, the cited numbers and what was removed."""
+    checked = ground(strip_reasoning(text), papers)
     # A masked link could hide any URL behind friendly text: show the text and the URL.
-    body = _MASKED_LINK_RE.sub(lambda m: f"{m.group(1)} (<{m.group(2)}>)", body)
+    body = _MASKED_LINK_RE.sub(lambda m: f"{m.group(1)} (<{m.group(2)}>)", checked.body)
     body = neutralize_mentions(tidy_lines(body))
     body = re.sub(r"[ \t]+([.,;:])", r"\1", body)
-    return _Post(body, cited)
+    return _Post(body, checked.cited, checked.removed)
 
 
 def _source_line(number: int, paper: Paper) -> str:
@@ -214,8 +203,22 @@ def render(body: str, cited: Sequence[int], papers: Sequence[Paper]) -> tuple[st
     return neutralize_mentions(message), body, list(cited)
 
 
-def no_coverage_answer(papers: Sequence[Paper] = ()) -> Answer:
-    return Answer(text=NO_COVERAGE, body=NO_COVERAGE, papers=tuple(papers), covered=False)
+def no_coverage_answer(retrieved: Sequence[Paper] = ()) -> Answer:
+    """The honest "not covered" answer; ``retrieved`` were found but not on topic (not sent)."""
+    return Answer(
+        text=NO_COVERAGE, body=NO_COVERAGE, papers=(), retrieved=tuple(retrieved), covered=False
+    )
+
+
+def ungrounded_text(papers: Sequence[Paper]) -> str:
+    """The message shown instead of a reply that cites no paper: the papers found."""
+    lines = [UNGROUNDED]
+    for number, paper in enumerate(papers, start=1):
+        line = _source_line(number, paper)
+        if sum(len(x) + 1 for x in lines) + len(line) > MESSAGE_LIMIT:
+            break
+        lines.append(line)
+    return neutralize_mentions("\n".join(lines))
 
 
 async def answer(
@@ -242,24 +245,44 @@ async def answer(
 
         async def on_delta(piece: str) -> None:
             parts.append(piece)
-            preview = neutralize_mentions(truncate(strip_reasoning("".join(parts)), MESSAGE_LIMIT))
-            await on_progress(preview)
+            # Only checked text is shown, and only once it cites a paper: a reply that
+            # turns out ungrounded never appears in the channel, not even while it grows.
+            post = postprocess(cut_at_sentence("".join(parts)), given)
+            if post.cited:
+                await on_progress(neutralize_mentions(truncate(post.body, MESSAGE_LIMIT)))
 
-    # llm.max_tokens caps the reply.
-    result = await client.chat(messages, temperature=0.2, on_delta=on_delta)
-    post = postprocess(result.text, given)
-    if not post.body:
-        post = _Post("The model gave an empty answer; please try again.", [])
-    text, body, cited = render(post.body, post.cited, given)
+    # llm.max_tokens caps the reply; llm.timeout bounds it, retries included.
+    result = await client.chat(
+        messages, temperature=0.2, on_delta=on_delta, deadline=client.deadline()
+    )
+    truncated = result.finish_reason == "length"
+    raw = cut_at_sentence(strip_reasoning(result.text)) if truncated else result.text
+    post = postprocess(raw, given)
+    common = {
+        "papers": tuple(given),
+        "tokens": result.tokens,
+        "model": result.model,
+        "truncated": truncated,
+        "removed": tuple(post.removed),
+        "estimated": result.estimated,
+    }
+    if not post.cited:
+        log.warning(
+            "ungrounded LLM answer not shown (%d papers sent; %s)",
+            len(given),
+            "; ".join(post.removed) or "no citation",
+        )
+        text = ungrounded_text(given)
+        return Answer(text=text, body=text, grounded=False, **common)
+    body = f"{post.body}\n{CUT_MARK}" if truncated else post.body
+    text, body, cited = render(body, post.cited, given)
     return Answer(
         text=text,
         body=body,
         sources=tuple(given[n - 1] for n in cited),
         source_numbers=tuple(cited),
-        papers=tuple(given),
         covered=True,
-        tokens=result.tokens,
-        model=result.model,
+        **common,
     )
 
 
@@ -342,9 +365,9 @@ async def converse(
         on_progress=on_progress,
     )
     await add_turn(db, conversation.id, "user", one_line(question))
-    await add_turn(
-        db, conversation.id, "assistant", _with_id_citations(result.body, result), result.cited_ids
-    )
+    # An ungrounded reply was not shown: keep it out of the history the model sees next.
+    stored = _with_id_citations(result.body, result) if result.grounded else UNGROUNDED_TURN
+    await add_turn(db, conversation.id, "assistant", stored, result.cited_ids)
     return result
 
 

@@ -126,6 +126,7 @@ class PaperBot(commands.Bot):
         if llm is not None:
             self.digests.after_ingest = self._enrich_new_papers
         self._catch_up_task: asyncio.Task | None = None
+        self._llm_check_task: asyncio.Task | None = None  # the endpoint probe at start
 
     async def _enrich_new_papers(self, new_ids: Sequence[str]) -> None:
         """LLM summaries, labels and embeddings for newly stored papers; never blocks a digest."""
@@ -154,6 +155,10 @@ class PaperBot(commands.Bot):
         if self.sync_on_start:
             await self.sync_commands()
         self._catch_up_task = asyncio.create_task(self._catch_up_when_ready())
+        if self.llm is not None and self.config.llm.check_on_start:
+            from bot.llm_probe import log_probe
+
+            self._llm_check_task = asyncio.create_task(log_probe(self.llm))
 
     async def _catch_up_when_ready(self) -> None:
         await self.wait_until_ready()
@@ -187,5 +192,7 @@ class PaperBot(commands.Bot):
         """Stop scheduling, let running deliveries finish their writes, then disconnect."""
         if self._catch_up_task is not None and not self._catch_up_task.done():
             self._catch_up_task.cancel()
+        if self._llm_check_task is not None and not self._llm_check_task.done():
+            self._llm_check_task.cancel()
         await self.digests.shutdown()
         await super().close()

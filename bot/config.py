@@ -129,6 +129,7 @@ class LLMConfig:
     max_tokens: int = key(800, _at_least(16))
     concurrency: int = key(4, _at_least(1))
     daily_token_budget: int = key(500_000, _at_least(0))
+    check_on_start: bool = key(True)
 
 
 @dataclass

@@ -4,6 +4,11 @@ A paper is summarised once per store (``bullets_source == LLM`` means done) unle
 every attempt is recorded in ``llm_enrichments``. A failure leaves the paper with its
 non-LLM summary, is counted, and never stops the batch. GitHub and Hugging Face links in
 the abstract are found by regular expressions (no LLM) and merged into the paper.
+
+The prompt carries all the evidence there is: the abstract if the paper has one, else the
+source's own summary bullets (an imported digest's) and the title. Bullets are never made
+poorer: without an abstract the LLM only labels the paper and the source's bullets stay; a
+paper with nothing but a title is not sent at all (counted as ``no_evidence``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ MAX_LABELS = 4
 MAX_BULLET_CHARS = 400
 MAX_ABSTRACT_CHARS = 6000
 MAX_FAILED_ATTEMPTS = 3  # after this many failures a paper is skipped unless forced
+# Room for the JSON reply: 5 bullets of up to 45 words and the labels take about 400 tokens
+# with common tokenizers; a reply cut at this limit is asked once more with twice as much.
+ENRICH_MAX_TOKENS = 700
 
 Progress = Callable[[str, str], None]  # (arxiv_id, status) once per paper
 
@@ -96,6 +104,9 @@ class EnrichReport:
     tokens: int = 0
     seconds: float = 0.0
     skipped: int = 0  # failed too often before: not retried unless forced
+    no_evidence: int = 0  # only a title: nothing to summarise, not sent
+    labels_only: int = 0  # no abstract: labelled from the source's bullets, which stay
+    estimated: bool = False  # some of ``tokens`` are estimates (the server sent no usage)
     links_added: int = 0
     budget_exceeded: bool = False
     errors: list[str] = field(default_factory=list)  # distinct messages, at most 5
@@ -181,15 +192,30 @@ def _data(text: str) -> str:
     return _MARKER_RE.sub("(paper)", text)
 
 
+def evidence(paper: Paper) -> str:
+    """What there is to summarise: ``abstract``, ``bullets`` (the source's summary) or
+    ``title`` (nothing but a title: not worth a call)."""
+    if paper.abstract.strip():
+        return "abstract"
+    if paper.bullets and paper.bullets_source > SummarySource.NONE:
+        return "bullets"
+    return "title"
+
+
 def build_messages(paper: Paper) -> list[dict[str, str]]:
-    """The chat messages for one paper."""
-    abstract = truncate(one_line(paper.abstract), MAX_ABSTRACT_CHARS) or "(no abstract)"
+    """The chat messages for one paper: its abstract, else its source's summary bullets."""
     lines = [f'<paper id="{paper.arxiv_id}">', f"Title: {_data(one_line(paper.title))}"]
     if paper.categories:
         lines.append(f"Categories: {', '.join(paper.categories[:6])}")
     if paper.keywords:
         lines.append(f"Keywords: {_data(', '.join(paper.keywords[:12]))}")
-    lines += [f"Abstract: {_data(abstract)}", "</paper>"]
+    if paper.abstract.strip():
+        abstract = truncate(one_line(paper.abstract), MAX_ABSTRACT_CHARS)
+        lines.append(f"Abstract: {_data(abstract)}")
+    elif paper.bullets:
+        lines.append("Summary written by the source (there is no abstract):")
+        lines.extend(f"- {_data(one_line(bullet))}" for bullet in paper.bullets)
+    lines.append("</paper>")
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": "\n".join(lines)},
@@ -207,11 +233,13 @@ def with_links(paper: Paper) -> Paper:
 
 
 def apply_enrichment(paper: Paper, enrichment: Enrichment) -> Paper:
-    """``paper`` with LLM bullets and (when any survived the vocabulary) LLM labels."""
-    changes: dict[str, Any] = {
-        "bullets": enrichment.bullets,
-        "bullets_source": SummarySource.LLM,
-    }
+    """``paper`` with LLM bullets and (when any survived the vocabulary) LLM labels.
+
+    Without an abstract the LLM only saw the source's own bullets: those stay (a rewrite of
+    them is not richer), and only the labels are taken."""
+    changes: dict[str, Any] = {}
+    if evidence(paper) == "abstract":
+        changes.update(bullets=enrichment.bullets, bullets_source=SummarySource.LLM)
     if enrichment.labels:
         changes.update(tags=enrichment.labels, tags_source=SummarySource.LLM)
     return replace(with_links(paper), **changes)
@@ -271,13 +299,19 @@ async def enrich_papers(
     stored = await _stored(db, papers)
     ids = [arxiv_id for arxiv_id in dict.fromkeys(p.arxiv_id for p in papers) if arxiv_id in stored]
     records = await enrichment_records(db, ids, client.model)
-    todo: list[Paper] = []
+    pending: list[Paper] = []
     for arxiv_id in ids:
         paper = stored[arxiv_id]
         record = records.get(arxiv_id)
-        if not force and paper.bullets_source >= SummarySource.LLM:
+        if not force and (
+            paper.bullets_source >= SummarySource.LLM
+            or (record is not None and record.status == "ok" and evidence(paper) != "abstract")
+        ):
             report.cached += 1
             status = "cached"
+        elif evidence(paper) == "title":
+            report.no_evidence += 1
+            status = "no evidence"
         elif (
             not force
             and record is not None
@@ -287,7 +321,7 @@ async def enrich_papers(
             report.skipped += 1
             status = "skipped"
         else:
-            todo.append(paper)
+            pending.append(paper)
             continue
         linked = with_links(paper)
         if linked != paper:
@@ -297,16 +331,24 @@ async def enrich_papers(
             progress(arxiv_id, status)
 
     queue: asyncio.Queue[Paper] = asyncio.Queue()
-    for paper in todo:
+    for paper in pending:
         queue.put_nowait(paper)
-    workers = max(1, min(client.config.concurrency, len(todo)))
+    workers = max(1, min(client.config.concurrency, len(pending)))
     await asyncio.gather(*(_worker(db, client, queue, report, progress) for _ in range(workers)))
     report.seconds = time.monotonic() - started
+    if report.no_evidence:
+        report.note_error(
+            f"{report.no_evidence} paper(s) have only a title (no abstract, no summary): "
+            "not sent to the LLM"
+        )
     log.info(
-        "enrichment: %d enriched, %d cached, %d skipped, %d failed, %d tokens in %.1fs",
+        "enrichment: %d enriched (%d labels only), %d cached, %d skipped, %d title only, "
+        "%d failed, %d tokens in %.1fs",
         report.enriched,
+        report.labels_only,
         report.cached,
         report.skipped,
+        report.no_evidence,
         report.failed,
         report.tokens,
         report.seconds,
@@ -333,7 +375,9 @@ async def _enrich_one(db: Database, client: LLMClient, paper: Paper, report: Enr
         report.failed += 1
         return "failed"
     try:
-        result = await client.chat_json(build_messages(paper), validate_enrichment)
+        result = await client.chat_json(
+            build_messages(paper), validate_enrichment, max_tokens=ENRICH_MAX_TOKENS
+        )
     except LLMBudgetExceeded as exc:
         report.budget_exceeded = True
         report.failed += 1
@@ -365,6 +409,9 @@ async def _enrich_one(db: Database, client: LLMClient, paper: Paper, report: Enr
     await _write(db, paper, updated)
     await record_enrichment(db, paper.arxiv_id, client.model, status="ok", tokens=result.tokens)
     report.enriched += 1
+    report.estimated = report.estimated or result.estimated
+    if evidence(paper) != "abstract":
+        report.labels_only += 1
     report.tokens += result.tokens
     return "enriched"
 
@@ -405,6 +452,7 @@ __all__ = [
     "enrich_day",
     "enrich_ids",
     "enrich_papers",
+    "evidence",
     "extract_links",
     "validate_enrichment",
 ]

@@ -1,10 +1,13 @@
 """The optional LLM client: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp).
 
-Only ``/v1/chat/completions`` and ``/v1/embeddings`` are used. :class:`LLMClient` adds what
-the bot needs around the ``openai`` package: a concurrency limit, a daily token budget kept
-in SQLite (a restart does not reset it), JSON replies validated against the expected shape
-with one repair round, and one exception type, :class:`LLMUnavailable`, whose message is a
-single line that never contains the API key.
+Only ``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models`` are used.
+:class:`LLMClient` adds what the bot needs around the ``openai`` package: a concurrency limit,
+a daily token budget kept in SQLite (a restart does not reset it; tokens the server did not
+report are estimated and counted as such), JSON replies validated against the expected shape
+with one repair round (or, after a reply cut by ``max_tokens``, one round with a larger
+limit), one deadline (``llm.timeout``) for a call and all its retries, no retry of errors
+that cannot change (4xx, a missing route), and one exception type, :class:`LLMUnavailable`,
+whose message is a single line that never contains the API key.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import openai
 
 from bot.config import Config, LLMConfig
 from bot.db.database import Database
-from bot.db.llm_store import add_usage, tokens_used
+from bot.db.llm_store import add_usage, tokens_used, usage
 from bot.errors import PaperbotError
 from bot.text import one_line
 
@@ -40,17 +43,26 @@ DeltaCallback = Callable[[str], Awaitable[None]]
 
 DEFAULT_MAX_RETRIES = 2
 EMBED_BATCH = 64
+RETRY_BACKOFF = 0.5  # seconds before the first retry; doubled each time
+LENGTH_RETRY_FACTOR = 2  # a JSON reply cut by max_tokens is asked again with this much room
 _SNIPPET = 160
 _THINK_RE = re.compile(r"<think>.*?</think>", re.S | re.I)
 _FENCE_RE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.S)
 _SECRET_RE = re.compile(r"\b(?:sk|pk|key|hf|gsk)[-_][A-Za-z0-9_\-*]{6,}")
+# A 5xx that says the server cannot do this at all (llama.cpp without embeddings): permanent.
+_UNSUPPORTED_RE = re.compile(
+    r"must be created with embedding|not supported|unsupported|does not support|not enabled|"
+    r"no such route|not found",
+    re.I,
+)
 
 
 class LLMUnavailable(PaperbotError):
     """The LLM gave no usable answer. ``kind`` says why; the message is one safe line.
 
-    kinds: auth, rate_limit, server, timeout, connection, bad_request, not_found, budget,
-    bad_output, error.
+    kinds: auth, rate_limit, server, unsupported (a 5xx saying the server cannot do it),
+    timeout, connection, bad_request, not_found, budget, bad_output, error. Only rate_limit,
+    server and connection are retried.
     """
 
     def __init__(
@@ -99,6 +111,8 @@ class JSONResult(Generic[T]):
     tokens: int
     repaired: bool
     text: str
+    rounds: int = 1
+    estimated: bool = False
 
 
 def utc_today() -> date:
@@ -170,18 +184,28 @@ class LLMClient:
         self._api_key = api_key or "not-needed"
         self._today = today
         self._where = display_url(config.base_url)
+        # Retries are ours, not the openai package's: they share one deadline and skip
+        # errors that cannot change.
+        self.max_retries = max(0, max_retries)
         self._openai = openai.AsyncOpenAI(
             base_url=config.base_url or None,
             api_key=self._api_key,
             timeout=config.timeout,
-            max_retries=max_retries,
+            max_retries=0,
         )
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._usage: dict[date, int] = {}
+        self._estimated: dict[date, int] = {}
+        # Set once the endpoint showed it has no embeddings (404 or "not supported").
+        self._embeddings_missing: LLMUnavailable | None = None
         self._usage_lock = asyncio.Lock()
         # Optional request parameters this server turned out to reject; not sent again.
         self._unsupported: set[str] = set()
         self._use_max_completion_tokens = False
+
+    def without_retries(self) -> LLMClient:
+        """A client for the same endpoint, budget and store that tries each request once."""
+        return LLMClient(self.config, self._api_key, db=self.db, max_retries=0, today=self._today)
 
     @classmethod
     def from_config(
@@ -196,6 +220,11 @@ class LLMClient:
     @property
     def model(self) -> str:
         return self.config.model
+
+    @property
+    def where(self) -> str:
+        """The endpoint as shown in messages (no credentials)."""
+        return self._where
 
     @property
     def embedding_model(self) -> str:
@@ -218,26 +247,54 @@ class LLMClient:
             return await tokens_used(self.db, day)
         return self._usage.get(day, 0)
 
+    async def usage_today(self) -> dict[str, int]:
+        """Today's counts: ``tokens``, ``estimated_tokens`` (no ``usage`` sent), ``calls``..."""
+        day = self._today()
+        if self.db is not None:
+            return await usage(self.db, day)
+        return {
+            "tokens": self._usage.get(day, 0),
+            "estimated_tokens": self._estimated.get(day, 0),
+        }
+
+    async def usage_line(self) -> str:
+        """Today's chat tokens against the budget, saying how many are estimates."""
+        counts = await self.usage_today()
+        budget = self.config.daily_token_budget
+        of = f" of {budget:,}" if budget > 0 else " (no daily budget)"
+        note = estimate_note(counts.get("estimated_tokens", 0))
+        return f"LLM tokens today (UTC): {counts['tokens']:,}{of}{note}"
+
+    def deadline(self) -> float:
+        """The event-loop time by which a call started now must be done (``llm.timeout``)."""
+        return asyncio.get_running_loop().time() + self.config.timeout
+
     async def _check_budget(self, what: str) -> None:
         budget = self.config.daily_token_budget
         if budget <= 0:
             return
-        used = await self.tokens_used_today()
+        counts = await self.usage_today()
+        used = counts["tokens"]
         if used >= budget:
             message = (
                 f"the daily LLM token budget ({budget:,} tokens) is used up: {used:,} used today "
-                "(UTC); it resets at 00:00 UTC (llm.daily_token_budget)"
+                f"(UTC){estimate_note(counts.get('estimated_tokens', 0))}; it resets at 00:00 UTC "
+                "(llm.daily_token_budget)"
             )
             log.warning("LLM %s not sent: %s", what, message)
             raise LLMBudgetExceeded(message, kind="budget")
 
-    async def _count(self, tokens: int, *, embedding: bool = False) -> None:
+    async def _count(
+        self, tokens: int, *, embedding: bool = False, estimated: bool = False
+    ) -> None:
         day = self._today()
         async with self._usage_lock:
             if self.db is not None:
-                await add_usage(self.db, day, tokens, embedding=embedding)
+                await add_usage(self.db, day, tokens, embedding=embedding, estimated=estimated)
             elif not embedding:
                 self._usage[day] = self._usage.get(day, 0) + tokens
+                if estimated:
+                    self._estimated[day] = self._estimated.get(day, 0) + tokens
 
     # --- errors ---------------------------------------------------------------------------
 
@@ -275,8 +332,9 @@ class LLMClient:
                     kind="not_found",
                 )
             if status >= 500:
+                kind = "unsupported" if _UNSUPPORTED_RE.search(detail) else "server"
                 return LLMUnavailable(
-                    f"LLM endpoint {where} failed (HTTP {status}){_detail(detail)}", kind="server"
+                    f"LLM endpoint {where} failed (HTTP {status}){_detail(detail)}", kind=kind
                 )
             return LLMUnavailable(
                 f"LLM endpoint {where} rejected the request (HTTP {status}){_detail(detail)}",
@@ -284,7 +342,8 @@ class LLMClient:
             )
         if isinstance(exc, openai.APITimeoutError | _httpx.TimeoutException | TimeoutError):
             return LLMUnavailable(
-                f"LLM endpoint {where} did not answer within {self.config.timeout:g}s",
+                f"LLM endpoint {where} did not answer within {self.config.timeout:g}s "
+                "(llm.timeout, retries included)",
                 kind="timeout",
             )
         if isinstance(exc, openai.APIConnectionError | _httpx.TransportError | OSError):
@@ -355,14 +414,49 @@ class LLMClient:
         log.info("LLM endpoint %s rejects %s; sending requests without it", self._where, name)
         return True
 
-    async def _create(self, params: dict[str, Any]) -> Any:
+    async def _create(self, params: dict[str, Any], deadline: float) -> Any:
         for _ in range(4):
             try:
-                return await self._openai.chat.completions.create(**params)
+                return await self._openai.chat.completions.create(
+                    **params, timeout=_remaining(deadline)
+                )
             except openai.APIStatusError as exc:
                 if not self._drop_rejected(params, exc):
                     raise
-        return await self._openai.chat.completions.create(**params)
+        return await self._openai.chat.completions.create(**params, timeout=_remaining(deadline))
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]], deadline: float) -> T:
+        """``call()`` with at most ``max_retries`` retries of transient errors, all before
+        ``deadline`` (event-loop time). When the deadline passes the request in flight is
+        cancelled, which closes its connection, so the server stops working on it."""
+        attempt = 0
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    try:
+                        return await call()
+                    except Exception as exc:
+                        error = self._error(exc)
+                        if (
+                            isinstance(exc, _NotRetried)
+                            or error.kind not in _RETRIED
+                            or attempt >= self.max_retries
+                        ):
+                            raise
+                        wait = error.retry_after
+                        if wait is None:
+                            wait = RETRY_BACKOFF * 2**attempt
+                        if asyncio.get_running_loop().time() + wait >= deadline:
+                            raise
+                        attempt += 1
+                        log.info(
+                            "LLM %s failed (%s); retry %d in %.1fs", what, error, attempt, wait
+                        )
+                        await asyncio.sleep(wait)
+        except TimeoutError as exc:
+            raise self._fail(what, exc) from None
+        except Exception as exc:
+            raise self._fail(what, exc) from None
 
     async def chat(
         self,
@@ -373,10 +467,14 @@ class LLMClient:
         json_mode: bool = False,
         stream: bool = False,
         on_delta: DeltaCallback | None = None,
+        deadline: float | None = None,
     ) -> ChatResult:
         """One chat completion. With ``stream`` (or ``on_delta``) the reply is streamed and
-        ``on_delta`` gets each piece of text as it arrives. Raises :class:`LLMUnavailable`."""
+        ``on_delta`` gets each piece of text as it arrives. ``deadline`` (event-loop time,
+        default now + ``llm.timeout``) bounds the call with its retries and the wait for a
+        free slot. Raises :class:`LLMUnavailable`."""
         stream = stream or on_delta is not None
+        deadline = self.deadline() if deadline is None else deadline
         await self._check_budget("chat")
         params = self._params(
             messages,
@@ -385,19 +483,19 @@ class LLMClient:
             json_mode=json_mode,
             stream=stream,
         )
-        async with self._semaphore:
-            try:
+
+        async def call() -> ChatResult:
+            async with self._semaphore:
                 if stream:
-                    result = await self._chat_stream(params, on_delta)
-                else:
-                    result = await self._chat_once(params)
-            except Exception as exc:
-                raise self._fail("chat", exc) from None
-        await self._count(result.tokens)
+                    return await self._chat_stream(params, on_delta, deadline)
+                return await self._chat_once(params, deadline)
+
+        result = await self._retrying("chat", call, deadline)
+        await self._count(result.tokens, estimated=result.estimated)
         return result
 
-    async def _chat_once(self, params: dict[str, Any]) -> ChatResult:
-        response = await self._create(params)
+    async def _chat_once(self, params: dict[str, Any], deadline: float) -> ChatResult:
+        response = await self._create(params, deadline)
         choices = getattr(response, "choices", None) or []
         if not choices:
             raise LLMUnavailable(
@@ -407,15 +505,17 @@ class LLMClient:
         return self._result(params, text, response.usage, choices[0].finish_reason, response)
 
     async def _chat_stream(
-        self, params: dict[str, Any], on_delta: DeltaCallback | None
+        self, params: dict[str, Any], on_delta: DeltaCallback | None, deadline: float
     ) -> ChatResult:
-        stream = await self._create(params)
+        stream = await self._create(params, deadline)
         parts: list[str] = []
         usage = None
+        delivered = False
         finish_reason = None
         model = None
         try:
             async for chunk in stream:
+                delivered = True
                 model = model or getattr(chunk, "model", None)
                 if getattr(chunk, "usage", None):
                     usage = chunk.usage
@@ -427,7 +527,12 @@ class LLMClient:
                             await on_delta(piece)
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
+        except Exception as exc:
+            if delivered:  # text already shown: a retry would show it twice
+                raise _NotRetried(self._error(exc)) from None
+            raise
         finally:
+            # Also on cancellation (the deadline): closing aborts the HTTP stream.
             await stream.close()
         return self._result(params, "".join(parts), usage, finish_reason, None, model)
 
@@ -459,45 +564,93 @@ class LLMClient:
         *,
         max_tokens: int | None = None,
         temperature: float | None = 0.2,
+        deadline: float | None = None,
     ) -> JSONResult[T]:
         """A reply parsed as a JSON object and checked by ``validate`` (raises ValueError).
 
         Asks for ``response_format={"type": "json_object"}`` (dropped if the server rejects
-        it). An invalid reply is sent back once with the problem; a second invalid reply
-        raises :class:`LLMBadOutput`.
+        it). At most two calls, never the same one twice: a reply cut by ``max_tokens``
+        (``finish_reason: "length"``) is asked again with ``LENGTH_RETRY_FACTOR`` times the
+        limit; any other invalid reply is sent back once with the problem. A second invalid
+        reply raises :class:`LLMBadOutput`. ``deadline`` bounds each call (default: each gets
+        ``llm.timeout``).
         """
+        limit = max_tokens or self.config.max_tokens
         first = await self.chat(
-            messages, max_tokens=max_tokens, temperature=temperature, json_mode=True
+            messages, max_tokens=limit, temperature=temperature, json_mode=True, deadline=deadline
         )
         try:
             return JSONResult(
-                validate(parse_json_object(first.text)), first.tokens, False, first.text
+                validate(parse_json_object(first.text)),
+                first.tokens,
+                False,
+                first.text,
+                estimated=first.estimated,
             )
         except ValueError as exc:
             problem = one_line(str(exc))[:300]
+        if first.finish_reason == "length":
+            larger = limit * LENGTH_RETRY_FACTOR
+            log.info(
+                "LLM JSON reply was cut at max_tokens=%d (%s); asking once with %d",
+                limit,
+                problem,
+                larger,
+            )
+            second = await self._second_round(
+                messages, first, max_tokens=larger, temperature=temperature, deadline=deadline
+            )
+        else:
             log.info("LLM reply was not the JSON asked for (%s); asking once to repair it", problem)
-        repair = [
-            *messages,
-            {"role": "assistant", "content": first.text[:6000]},
-            {
-                "role": "user",
-                "content": (
-                    f"That reply is not usable: {problem}. Answer again with only the JSON "
-                    "object in the requested shape: no prose, no code fences."
-                ),
-            },
-        ]
-        second = await self.chat(repair, max_tokens=max_tokens, temperature=0.0, json_mode=True)
+            repair = [
+                *messages,
+                {"role": "assistant", "content": first.text[:6000]},
+                {
+                    "role": "user",
+                    "content": (
+                        f"That reply is not usable: {problem}. Answer again with only the JSON "
+                        "object in the requested shape: no prose, no code fences."
+                    ),
+                },
+            ]
+            second = await self._second_round(
+                repair, first, max_tokens=limit, temperature=0.0, deadline=deadline
+            )
         tokens = first.tokens + second.tokens
+        estimated = first.estimated or second.estimated
         try:
             value = validate(parse_json_object(second.text))
         except ValueError as exc:
+            cut = " (cut by max_tokens again)" if second.finish_reason == "length" else ""
             message = (
-                f"the LLM did not return valid JSON after one repair ({one_line(str(exc))[:200]})"
+                f"the LLM did not return valid JSON after one "
+                f"{'larger' if first.finish_reason == 'length' else 'repair'} round{cut} "
+                f"({one_line(str(exc))[:200]})"
             )
             log.warning("LLM chat_json failed: %s", message)
             raise LLMBadOutput(message, kind="bad_output", tokens=tokens) from None
-        return JSONResult(value, tokens, True, second.text)
+        return JSONResult(value, tokens, True, second.text, rounds=2, estimated=estimated)
+
+    async def _second_round(
+        self,
+        messages: Sequence[Message],
+        first: ChatResult,
+        *,
+        max_tokens: int,
+        temperature: float | None,
+        deadline: float | None,
+    ) -> ChatResult:
+        try:
+            return await self.chat(
+                messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                json_mode=True,
+                deadline=deadline,
+            )
+        except LLMUnavailable as exc:
+            exc.tokens += first.tokens
+            raise
 
     # --- embeddings -----------------------------------------------------------------------
 
@@ -508,36 +661,78 @@ class LLMClient:
             raise LLMUnavailable(
                 "no embedding model configured (llm.embedding_model)", kind="error"
             )
+        if self._embeddings_missing is not None:
+            raise self._embeddings_missing  # known: no request sent
         vectors: list[list[float]] = []
         for start in range(0, len(texts), EMBED_BATCH):
             batch = [text or " " for text in texts[start : start + EMBED_BATCH]]
             await self._check_budget("embeddings")
-            async with self._semaphore:
-                try:
+            deadline = self.deadline()
+
+            async def call(batch: list[str] = batch, deadline: float = deadline) -> Any:
+                async with self._semaphore:
                     response = await self._openai.embeddings.create(
-                        input=batch, model=name, encoding_format="float"
+                        input=batch,
+                        model=name,
+                        encoding_format="float",
+                        timeout=_remaining(deadline),
                     )
-                    items = sorted(response.data, key=lambda item: item.index)
-                    if len(items) != len(batch):
-                        raise ValueError("wrong number of vectors")
-                    got = [list(map(float, item.embedding)) for item in items]
-                except Exception as exc:
-                    raise self._fail("embeddings", exc) from None
-            usage = getattr(response, "usage", None)
+                items = sorted(response.data, key=lambda item: item.index)
+                if len(items) != len(batch):
+                    raise ValueError("wrong number of vectors")
+                return response, [list(map(float, item.embedding)) for item in items]
+
+            try:
+                response, got = await self._retrying("embeddings", call, deadline)
+            except LLMUnavailable as exc:
+                if exc.kind in ("not_found", "unsupported"):
+                    self._embeddings_missing = LLMUnavailable(
+                        f"LLM endpoint {self._where} serves no embeddings ({exc}); "
+                        'set llm.embedding_model = "" to use the local model',
+                        kind=exc.kind,
+                    )
+                    raise self._embeddings_missing from None
+                raise
+            usage_ = getattr(response, "usage", None)
             tokens = int(
-                getattr(usage, "total_tokens", 0) or getattr(usage, "prompt_tokens", 0) or 0
+                getattr(usage_, "total_tokens", 0) or getattr(usage_, "prompt_tokens", 0) or 0
             )
-            await self._count(tokens or sum(_estimate_tokens(t) for t in batch), embedding=True)
+            estimated = sum(_estimate_tokens(t) for t in batch)
+            await self._count(tokens or estimated, embedding=True, estimated=not tokens)
             vectors.extend(got)
         return vectors
 
     async def list_models(self) -> list[str]:
         """Model ids the endpoint serves (a cheap health check; no tokens)."""
-        try:
-            page = await self._openai.models.list()
+
+        async def call() -> list[str]:
+            page = await self._openai.models.list(timeout=_remaining(deadline))
             return [item.id async for item in page]
-        except Exception as exc:
-            raise self._fail("models", exc) from None
+
+        deadline = self.deadline()
+        return await self._retrying("models", call, deadline)
+
+
+_RETRIED = frozenset({"rate_limit", "server", "connection"})
+
+
+class _NotRetried(LLMUnavailable):
+    """A failure after streamed text was delivered: retrying would show the text twice."""
+
+    def __init__(self, error: LLMUnavailable) -> None:
+        super().__init__(str(error), kind=error.kind)
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left before ``deadline`` (event-loop time), at least a few milliseconds."""
+    return max(0.01, deadline - asyncio.get_running_loop().time())
+
+
+def estimate_note(estimated: int) -> str:
+    """``" (N of them estimated: ...)"`` when some counted tokens are estimates, else ``""``."""
+    if estimated <= 0:
+        return ""
+    return f" ({estimated:,} of them estimated: the server sent no usage)"
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
@@ -573,5 +768,6 @@ __all__ = [
     "LLMBudgetExceeded",
     "LLMClient",
     "LLMUnavailable",
+    "estimate_note",
     "parse_json_object",
 ]

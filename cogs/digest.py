@@ -441,6 +441,8 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
         lines.append("Fetches: " + "; ".join(fetches))
         alert = await feed_store.get_alert_channel(self.bot.db, interaction.guild_id)
         lines.append(f"Alerts go to <#{alert}>." if alert else "No alert channel set.")
+        if self.bot.llm is not None:
+            lines.append(await self.bot.llm.usage_line())
         await interaction.response.send_message(
             "\n".join(lines)[:2000], ephemeral=True, allowed_mentions=MENTIONS
         )

@@ -202,10 +202,18 @@ async def db_command(args: argparse.Namespace, config: Config) -> int:
         print(f"{config.database.path}: schema up to date" + (f" ({applied})" if applied else ""))
         return 0
     if args.action == "stats":
+        from bot.db.llm_store import usage  # light: SQL only
+
         async with connect(config.database.path) as db:
             stats = await store_stats(db)
+            today = await usage(db, datetime.now(UTC).date())
         for name, value in stats.items():
             print(f"{name}: {value}")
+        # Tokens the server did not report are estimated from the text: say how many.
+        print(f"llm_tokens_today: {today['tokens']}")
+        print(f"llm_tokens_today_estimated: {today['estimated_tokens']}")
+        print(f"llm_embedding_tokens_today: {today['embedding_tokens']}")
+        print(f"llm_embedding_tokens_today_estimated: {today['estimated_embedding_tokens']}")
         return 0
     if not args.target:
         raise InputError("db backup needs a destination file: paperbot db backup FILE")

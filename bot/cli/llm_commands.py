@@ -1,4 +1,4 @@
-"""The LLM commands: ``paperbot enrich``, ``paperbot ask`` and ``paperbot embed``.
+"""The LLM commands: ``paperbot enrich``, ``ask``, ``embed`` and ``llm check``.
 
 ``bot/cli/parser.py`` adds them with one call: ``add_llm_commands(sub)``.
 """
@@ -32,7 +32,7 @@ NO_ENDPOINT = (
 
 
 def add_llm_commands(subparsers: Any) -> None:
-    """Add ``enrich``, ``ask`` and ``embed`` to the ``paperbot`` subcommands."""
+    """Add ``enrich``, ``ask``, ``embed`` and ``llm`` to the ``paperbot`` subcommands."""
     from bot.cli.parser import parse_day  # here: parser.py imports this module
 
     p = subparsers.add_parser(
@@ -61,6 +61,10 @@ def add_llm_commands(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=ask_command)
+
+    p = subparsers.add_parser("llm", help="the LLM endpoint: check what it supports")
+    p.add_argument("action", choices=("check",), help="check: probe the endpoint once")
+    p.set_defaults(handler=llm_command)
 
     p = subparsers.add_parser(
         "embed", help="compute the embeddings hybrid retrieval uses, for papers without one"
@@ -107,11 +111,17 @@ async def enrich_command(args: argparse.Namespace, config: Config) -> int:
                     db, client, papers, force=args.force, progress=lambda _id, _status: bar.update()
                 )
     rate = f" ({report.papers_per_second:.2f} papers/s)" if report.enriched else ""
+    labels_only = f" ({report.labels_only} labels only: no abstract)" if report.labels_only else ""
     print(
-        f"{len(papers)} papers over {len(days)} day(s): {report.enriched} enriched, "
-        f"{report.cached} already done, {report.skipped} skipped, {report.failed} failed"
+        f"{len(papers)} papers over {len(days)} day(s): {report.enriched} enriched{labels_only}, "
+        f"{report.cached} already done, {report.skipped} skipped, "
+        f"{report.no_evidence} title only (not sent), {report.failed} failed"
     )
-    print(f"tokens: {report.tokens:,}  time: {report.seconds:.1f}s{rate}  model: {client.model}")
+    estimated = " (estimated: the server sent no usage)" if report.estimated else ""
+    print(
+        f"tokens: {report.tokens:,}{estimated}  time: {report.seconds:.1f}s{rate}  "
+        f"model: {client.model}"
+    )
     for error in report.errors:
         print(f"  error: {error}", file=sys.stderr)
     if report.budget_exceeded:
@@ -170,7 +180,9 @@ async def ask_command(args: argparse.Namespace, config: Config) -> int:
     else:
         print(result.text)
         if result.tokens:
-            print(f"\n({result.tokens:,} tokens, {result.model})", file=sys.stderr)
+            about = "about " if result.estimated else ""
+            note = ", estimated: the server sent no usage" if result.estimated else ""
+            print(f"\n({about}{result.tokens:,} tokens{note}, {result.model})", file=sys.stderr)
     return 0
 
 
@@ -206,6 +218,21 @@ def _print_retrieved(retrieved: list, embedder: Embedder | None, *, as_json: boo
         )
 
 
+async def llm_command(args: argparse.Namespace, config: Config) -> int:
+    """``paperbot llm check``: one probe per feature; exit 1 if something the bot needs fails."""
+    from bot.llm_probe import probe  # lazy: the openai package is slow to import
+
+    _require_endpoint(config)
+    async with (
+        connect(config.database.path) as db,
+        LLMClient.from_config(config, db=db, max_retries=0) as client,
+    ):
+        report = await probe(client)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
 async def embed_command(args: argparse.Namespace, config: Config) -> int:
     async with connect(config.database.path) as db:
         client = LLMClient.from_config(config, db=db) if config.llm_enabled else None
@@ -231,4 +258,4 @@ async def embed_command(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-__all__ = ["add_llm_commands", "ask_command", "embed_command", "enrich_command"]
+__all__ = ["add_llm_commands", "ask_command", "embed_command", "enrich_command", "llm_command"]

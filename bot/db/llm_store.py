@@ -25,30 +25,48 @@ async def tokens_used(db: Database, day: date) -> int:
     return int(row[0]) if row else 0
 
 
+_USAGE_NAMES = (
+    "tokens",
+    "calls",
+    "embedding_tokens",
+    "embedding_calls",
+    "estimated_tokens",
+    "estimated_embedding_tokens",
+)
+
+
 async def usage(db: Database, day: date) -> dict[str, int]:
-    """``tokens``, ``calls``, ``embedding_tokens`` and ``embedding_calls`` of ``day``."""
+    """``day``'s counts: ``tokens``, ``calls``, ``embedding_tokens``, ``embedding_calls``, and
+    ``estimated_tokens`` / ``estimated_embedding_tokens``: the part of each count that was
+    estimated from the text because the server sent no ``usage``."""
     row = await db.fetchone(
-        "SELECT tokens, calls, embedding_tokens, embedding_calls FROM llm_usage WHERE day = ?",
-        (day.isoformat(),),
+        f"SELECT {', '.join(_USAGE_NAMES)} FROM llm_usage WHERE day = ?", (day.isoformat(),)
     )
-    names = ("tokens", "calls", "embedding_tokens", "embedding_calls")
+    names = _USAGE_NAMES
     return dict(zip(names, (int(v) for v in row), strict=True)) if row else dict.fromkeys(names, 0)
 
 
 async def add_usage(
-    db: Database, day: date, tokens: int, calls: int = 1, *, embedding: bool = False
+    db: Database,
+    day: date,
+    tokens: int,
+    calls: int = 1,
+    *,
+    embedding: bool = False,
+    estimated: bool = False,
 ) -> int:
-    """Add to ``day``'s chat (or embedding) count; return the day's chat tokens."""
+    """Add to ``day``'s chat (or embedding) count; ``estimated`` when the server sent no
+    ``usage`` and ``tokens`` was guessed from the text. Return the day's chat tokens."""
     tokens = max(0, tokens)
-    chat, embed = ((0, 0), (tokens, calls)) if embedding else ((tokens, calls), (0, 0))
+    guessed = tokens if estimated else 0
+    embed = (0, 0, tokens, calls, 0, guessed)
+    values = embed if embedding else (tokens, calls, 0, 0, guessed, 0)
     async with db.transaction() as conn:
         await conn.execute(
-            "INSERT INTO llm_usage (day, tokens, calls, embedding_tokens, embedding_calls) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (day) DO UPDATE SET "
-            "tokens = tokens + excluded.tokens, calls = calls + excluded.calls, "
-            "embedding_tokens = embedding_tokens + excluded.embedding_tokens, "
-            "embedding_calls = embedding_calls + excluded.embedding_calls",
-            (day.isoformat(), *chat, *embed),
+            f"INSERT INTO llm_usage (day, {', '.join(_USAGE_NAMES)}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO UPDATE SET "
+            + ", ".join(f"{name} = {name} + excluded.{name}" for name in _USAGE_NAMES),
+            (day.isoformat(), *values),
         )
         async with conn.execute(
             "SELECT tokens FROM llm_usage WHERE day = ?", (day.isoformat(),)

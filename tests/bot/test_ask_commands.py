@@ -21,7 +21,7 @@ from bot.models import Entry, SummarySource
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn
 from tests.llm_server import FakeLLMServer
-from tests.llm_server.responders import citing_responder
+from tests.llm_server.responders import citing_responder, echoing_responder
 
 API_KEY = "sk-test-ask-0123456789"
 
@@ -38,6 +38,7 @@ def llm_bot_config(tmp_path, server: FakeLLMServer):
     config.llm.model = "fake-chat"
     config.llm.timeout = 3.0
     config.llm.daily_token_budget = 0
+    config.llm.check_on_start = False  # the start-up probe has its own test
     config.openai_api_key = API_KEY
     return config
 
@@ -78,6 +79,86 @@ async def test_ask_answers_with_citations_and_never_pings(
     prompt = llm_server.chat_requests[-1].prompt
     assert "Tensor Product Attention" in prompt and "<paper" in prompt
     standin.assert_clean()
+
+
+async def test_an_ungrounded_model_answer_never_reaches_the_channel(
+    standin: StandIn, start_bot, tmp_path
+):
+    """A llama.cpp-like server (no usage in streams, echoes the prompt, invents ids, cites
+    nothing, streams slowly): neither the final message nor any edit shows its text."""
+    async with FakeLLMServer(api_key=API_KEY, stream_usage=False) as server:
+        respond = echoing_responder()
+
+        def slow(body):
+            reply = respond(body)
+            reply.chunk_delay = 0.02
+            return reply
+
+        server.responder = slow
+        config = llm_bot_config(tmp_path, server)
+        async with (
+            LLMClient.from_config(config) as llm,
+            start_bot(config=config, llm=llm, embedder=None) as bot,
+        ):
+            await sync_to(bot, standin.guild.id)
+            handle = await standin.slash(
+                "ask", {"question": "How can attention use less memory at inference?"}
+            )
+            await handle.wait_callback()
+            text = await wait_for_content(handle, lambda c: "couldn't ground" in c)
+        assert server.chat_requests and server.chat_requests[0].json["stream"] is True
+    assert "https://arxiv.org/abs/2501.06425" in text  # the papers found are listed
+    shown = [text, *(e["body"].get("content") or "" for e in handle.original.edits)]
+    for content in shown:
+        for invented in ("2405.99999", "2406.12345", "Smith et al", "<paper", "Question:"):
+            assert invented not in content, (invented, content)
+        assert "doubles accuracy" not in content
+    standin.assert_clean()
+
+
+async def test_digest_status_labels_estimated_llm_tokens(standin: StandIn, start_bot, tmp_path):
+    async with FakeLLMServer(api_key=API_KEY, stream_usage=False) as server:
+        server.responder = citing_responder("TPA shrinks the KV cache [1].")
+        config = llm_bot_config(tmp_path, server)
+        config.llm.daily_token_budget = 100_000
+        config.feeds = [FeedConfig(guild_id=standin.guild.id, channel_id=standin.text_channel.id)]
+        async with (
+            LLMClient.from_config(config) as llm,
+            start_bot(config=config, llm=llm, embedder=None) as bot,
+        ):
+            llm.db = bot.db
+            await sync_to(bot, standin.guild.id)
+            handle = await standin.slash("ask", {"question": "How does attention save memory?"})
+            await handle.wait_callback()
+            await wait_for_content(handle, lambda c: "arxiv.org/abs/" in c)
+            used = (await llm.usage_today())["tokens"]
+            status = await standin.slash("digest status", user_id=standin.admin_user.id)
+            reply = await status.wait_callback()
+    content = reply["data"]["content"]
+    assert used > 0
+    assert f"LLM tokens today (UTC): {used:,} of 100,000 ({used:,} of them estimated" in content
+
+
+async def test_the_bot_logs_the_endpoint_check_once_at_start(
+    standin: StandIn, start_bot, tmp_path, llm_server, caplog
+):
+    config = llm_bot_config(tmp_path, llm_server)
+    config.llm.check_on_start = True
+    config.llm.model = "gpt-4o-mini"  # answered by the server, but not one it lists
+    caplog.set_level("INFO", logger="bot.llm_probe")
+    async with (
+        LLMClient.from_config(config) as llm,
+        start_bot(config=config, llm=llm, embedder=None) as bot,
+    ):
+        await bot.wait_until_ready()
+        deadline = asyncio.get_running_loop().time() + 10
+        while not any("LLM check: embeddings" in r.getMessage() for r in caplog.records):
+            assert asyncio.get_running_loop().time() < deadline, "no LLM check logged"
+            await asyncio.sleep(0.05)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LLM check")]
+    assert any("'gpt-4o-mini' is not among the 2 listed" in line for line in lines)
+    assert sum("LLM check: chat:" in line for line in lines) == 1
+    assert llm_server.hits.get("/v1/models") == 1
 
 
 async def test_prompt_injection_in_a_summary_changes_nothing_on_the_wire(

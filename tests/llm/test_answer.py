@@ -89,7 +89,8 @@ async def test_prompt_injection_never_yields_a_live_mention(
 async def test_answer_fits_one_discord_message(
     client: LLMClient, llm_server: FakeLLMServer
 ) -> None:
-    llm_server.queue("Memory matters [1]. " + "word " * 1200 + "and the end [2].")
+    # Long words: over 2000 characters but within the reply's max_tokens (400).
+    llm_server.queue("Memory matters [1]. " + "extraordinarily " * 200 + "and the end [2].")
     result = await answer(client, "Tell me everything", [TPA, SPAM])
     assert len(result.text) <= 2000
     assert result.body.endswith("…")
@@ -100,8 +101,10 @@ def test_citation_forms_are_normalised() -> None:
     post = postprocess(
         "A [1, 2]. B [Paper 3]. C [1-3]. D [0] [12]. E [arXiv:2501.06842].", [TPA, SPAM, EVIL]
     )
-    assert post.body == "A [1][2]. B [3]. C [1][2][3]. D. E [2]."
+    # D cites only papers that were not sent: its claim cannot be shown, so it goes.
+    assert post.body == "A [1][2]. B [3]. C [1][2][3]. E [2]."
     assert post.cited == [1, 2, 3]
+    assert any("[0], [12]" in line for line in post.removed)
 
 
 async def test_history_is_sent_before_the_question(
@@ -117,14 +120,19 @@ async def test_history_is_sent_before_the_question(
 async def test_streaming_reports_safe_progress(
     client: LLMClient, llm_server: FakeLLMServer
 ) -> None:
-    llm_server.queue("Streaming @everyone answer about the cache [1].")
+    llm_server.queue(
+        "Streaming @everyone answer about the cache [1]. It grows as it streams in. "
+        "Each sentence arrives after the other [1]. And the last one ends here."
+    )
     previews: list[str] = []
 
     async def on_progress(text: str) -> None:
         previews.append(text)
 
     result = await answer(client, "What is TPA?", [TPA], on_progress=on_progress)
+    # Previews start once the text cites a paper, and show complete sentences only.
     assert len(previews) > 3 and not any(has_unsafe_mention(p) for p in previews)
+    assert all("[1]" in p and p.endswith(".") for p in previews)
     assert result.body.startswith("Streaming @\u200beveryone answer")
     assert llm_server.chat_requests[0].json["stream"] is True
 

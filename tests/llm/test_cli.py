@@ -100,11 +100,13 @@ async def test_enrich_command_reports_tokens_and_time(
     args = argparse.Namespace(date=SEED_DAY, since=None, until=None, force=False)
     assert await enrich_command(args, _config(store_path, llm_server)) == 0
     out = capsys.readouterr().out
-    assert "10 papers over 1 day(s): 10 enriched, 0 already done" in out
+    # The seed digest has no abstracts: its own bullets stay and the LLM only labels them.
+    assert "10 papers over 1 day(s): 10 enriched (10 labels only: no abstract), 0 already" in out
     assert "tokens: " in out and "papers/s" in out
     async with connect(store_path) as db:
         paper = await get_paper(db, "2501.06425")
-        assert paper is not None and paper.bullets_source == SummarySource.LLM
+        assert paper is not None and paper.bullets_source == SummarySource.DIGEST
+        assert paper.tags_source == SummarySource.LLM
     # A second run over a range finds everything done and calls nothing.
     calls = len(llm_server.chat_requests)
     args = argparse.Namespace(

@@ -32,7 +32,14 @@ async def test_usage_is_counted_per_day_apart_for_embeddings(db: Database) -> No
         "calls": 2,
         "embedding_tokens": 50,
         "embedding_calls": 1,
+        "estimated_tokens": 0,
+        "estimated_embedding_tokens": 0,
     }
+    await add_usage(db, day, 30, estimated=True)
+    await add_usage(db, day, 7, embedding=True, estimated=True)
+    counts = await usage(db, day)
+    assert counts["tokens"] == 150 and counts["estimated_tokens"] == 30
+    assert counts["embedding_tokens"] == 57 and counts["estimated_embedding_tokens"] == 7
 
 
 async def test_conversation_turns_keep_their_order_and_roles(db: Database) -> None:

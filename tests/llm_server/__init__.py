@@ -1,6 +1,6 @@
 """A local OpenAI-compatible server for the LLM module's tests and benchmarks."""
 
-from .responders import citing_responder, enrichment_responder
+from .responders import citing_responder, echoing_responder, enrichment_responder
 from .server import (
     DEFAULT_CHAT_MODEL,
     DEFAULT_EMBED_MODEL,
@@ -8,6 +8,7 @@ from .server import (
     RecordedRequest,
     Reply,
     count_tokens,
+    cut_tokens,
     hashed_embedding,
 )
 
@@ -19,6 +20,8 @@ __all__ = [
     "Reply",
     "citing_responder",
     "count_tokens",
+    "cut_tokens",
+    "echoing_responder",
     "enrichment_responder",
     "hashed_embedding",
 ]

@@ -42,3 +42,26 @@ def citing_responder(text: str = "The papers answer it [1].") -> Callable[[dict[
         return Reply(content=text)
 
     return respond
+
+
+def echoing_responder(cite: str = "") -> Callable[[dict[str, Any]], Reply]:
+    """A weak local model: repeats the prompt's markers, invents arXiv ids and authors.
+
+    Like the replies measured with a small GGUF model on llama.cpp: copies of
+    ``<paper id="6">`` and ``Question:``, two invented arXiv ids, and (unless ``cite`` is
+    given, e.g. ``" [1]"``) no citation of a paper it was sent.
+    """
+
+    def respond(body: dict[str, Any]) -> Reply:
+        question = re.search(r"^Question: (.+)$", _last_user(body), re.M)
+        asked = question.group(1).strip() if question else "the question"
+        return Reply(
+            content=(
+                f'<paper id="6">\nQuestion: {asked}\n'
+                "According to Smith et al. (arXiv:2405.99999), the method doubles accuracy. "
+                "A follow-up study, arXiv 2406.12345, by J. Doe confirms it on every benchmark."
+                f"\nIn short, the approach works well{cite}.\n</paper>"
+            )
+        )
+
+    return respond

@@ -6,6 +6,16 @@ body. Faults are replies too: ``Reply(status=429, headers={"Retry-After": "1"})`
 ``Reply(status=500)``, ``Reply(delay=5)`` (slower than the client's timeout), or invalid JSON
 content followed by a valid reply for the repair round. Every request is kept in
 :attr:`FakeLLMServer.requests`.
+
+It also imitates what real local servers (llama.cpp, vLLM, Ollama) do that OpenAI does not:
+``stream_usage=False`` sends no ``usage`` in streams even when asked (llama.cpp); any model
+name is accepted and echoed while ``/v1/models`` lists only :attr:`models`; ``max_tokens`` is
+honoured by cutting the reply and answering ``finish_reason: "length"``; ``json_delay`` makes
+JSON mode slow; ``embeddings_route`` can be ``"missing"`` (HTTP 404, no route) or
+``"unsupported"`` (HTTP 500, like llama.cpp started without embeddings). :attr:`active`
+counts requests being worked on and :attr:`cancelled` those whose client went away, so a test
+can see that an abandoned request stopped; ``slots=1`` serves one chat request at a time, as a
+single-slot llama.cpp server does.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -92,6 +102,14 @@ def count_tokens(text: str) -> int:
     return len(re.findall(r"\w+|[^\w\s]+", text))
 
 
+def cut_tokens(text: str, limit: int) -> str:
+    """``text`` up to its ``limit``-th token (as :func:`count_tokens` counts), as a server cuts."""
+    matches = list(re.finditer(r"\w+|[^\w\s]+", text))
+    if len(matches) <= limit:
+        return text
+    return text[: matches[limit - 1].end()]
+
+
 def _stem(word: str) -> str:
     for suffix in ("ings", "ing", "ies", "es", "s", "ed"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
@@ -129,12 +147,29 @@ class FakeLLMServer:
         embedding_dim: int = 256,
         reject_response_format: bool = False,
         reject_stream_options: bool = False,
+        stream_usage: bool = True,
+        json_delay: float = 0.0,
+        embeddings_route: str = "ok",
+        slots: int = 0,
     ) -> None:
         self.api_key = api_key
         self.models = list(models)
         self.embedding_dim = embedding_dim
         self.reject_response_format = reject_response_format
         self.reject_stream_options = reject_stream_options
+        self.stream_usage = stream_usage
+        self.json_delay = json_delay
+        if embeddings_route not in ("ok", "missing", "unsupported"):
+            raise ValueError(
+                f"embeddings_route must be ok, missing or unsupported, not {embeddings_route}"
+            )
+        self.embeddings_route = embeddings_route
+        self.hits: dict[str, int] = {}  # requests per path, including unrouted ones
+        # slots > 0: chat requests wait for one of this many slots, as on a single-slot
+        # llama.cpp server (a request whose client went away frees its slot).
+        self._slots = asyncio.Semaphore(slots) if slots > 0 else None
+        self.active = 0  # chat requests being worked on now
+        self.cancelled = 0  # chat requests whose client disconnected before the end
         self.replies: deque[Reply | str] = deque()
         self.embedding_replies: deque[Reply] = deque()  # faults for /v1/embeddings
         self.responder: Responder | None = None
@@ -172,9 +207,10 @@ class FakeLLMServer:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> FakeLLMServer:
-        app = web.Application()
+        app = web.Application(middlewares=[self._count_hit])
         app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_post("/v1/embeddings", self._embeddings)
+        if self.embeddings_route != "missing":
+            app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
@@ -199,6 +235,12 @@ class FakeLLMServer:
         await self.stop()
 
     # --- handlers -------------------------------------------------------------------------
+
+    @web.middleware
+    async def _count_hit(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Every request, routed or not (a missing route is still a request that was sent)."""
+        self.hits[request.path] = self.hits.get(request.path, 0) + 1
+        return await handler(request)
 
     async def _record(self, request: web.Request) -> RecordedRequest:
         try:
@@ -248,6 +290,19 @@ class FakeLLMServer:
         return Reply(content=reply) if isinstance(reply, str) else reply
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.active += 1
+        try:
+            if self._slots is None:
+                return await self._chat_work(request)
+            async with self._slots:
+                return await self._chat_work(request)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.active -= 1
+
+    async def _chat_work(self, request: web.Request) -> web.StreamResponse:
         record = await self._record(request)
         denied = self._auth_error(record)
         if denied is not None:
@@ -265,6 +320,8 @@ class FakeLLMServer:
         reply = await self._next_reply(body)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if self.json_delay and "response_format" in body:
+            await asyncio.sleep(self.json_delay)
         if reply.status >= 400:
             return self._error(record, reply)
         record.status = reply.status
@@ -272,7 +329,10 @@ class FakeLLMServer:
             return web.Response(
                 text=reply.raw_body, content_type="application/json", headers=reply.headers
             )
-        model = body.get("model", DEFAULT_CHAT_MODEL)
+        model = body.get("model", DEFAULT_CHAT_MODEL)  # echoed, whatever it is
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if isinstance(limit, int) and limit > 0 and count_tokens(reply.content) > limit:
+            reply = replace(reply, content=cut_tokens(reply.content, limit), finish_reason="length")
         prompt_tokens = sum(
             count_tokens(str(m.get("content", ""))) for m in body.get("messages", [])
         )
@@ -283,7 +343,9 @@ class FakeLLMServer:
             "total_tokens": prompt_tokens + completion_tokens,
         }
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            include_usage = self.stream_usage and bool(
+                (body.get("stream_options") or {}).get("include_usage")
+            )
             return await self._stream(request, reply, model, usage if include_usage else None)
         payload = {
             "id": f"chatcmpl-{len(self.requests)}",
@@ -342,6 +404,15 @@ class FakeLLMServer:
         denied = self._auth_error(record)
         if denied is not None:
             return denied
+        if self.embeddings_route == "unsupported":
+            # llama.cpp's server without embeddings enabled answers every call like this.
+            return self._error(
+                record,
+                Reply(
+                    status=500,
+                    error="Llama model must be created with embedding=True to call this method",
+                ),
+            )
         if self.embedding_replies:
             reply = self.embedding_replies.popleft()
             if reply.delay:
