@@ -7,31 +7,23 @@ import json
 import shutil
 import sqlite3
 import sys
-from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AsyncExitStack, aclosing, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
-
-import aiohttp
-from tqdm import tqdm
 
 from bot.config import Config, FeedConfig
 from bot.db.connection import migrate
 from bot.db.database import Database, connect
 from bot.db.papers import iter_all_entries, listed_days, papers_for_day, store_stats, tag_counts
 from bot.digest import select_for_channel
-from bot.enrich import enrich_ids
 from bot.errors import InputError, PaperbotError
 from bot.feeds import feed_filters
-from bot.fetch import Fetcher
-from bot.ingest import ingest
-from bot.llm import LLMClient
+from bot.ingest import ingest_stream
 from bot.models import Entry
 from bot.render import digest_messages, render_text
 from bot.search import search
-from bot.sources.detect import load_file
-from bot.sources.http import USER_AGENT
 from bot.sources.jsonl import dump_jsonl
 from bot.sources.markdown import render_markdown
 
@@ -58,6 +50,15 @@ def _output(path: str | None) -> Iterator[TextIO]:
 
 
 async def fetch_command(args: argparse.Namespace, config: Config) -> int:
+    import aiohttp
+    from tqdm import tqdm
+
+    from bot.enrich import enrich_ids
+    from bot.fetch import Fetcher
+    from bot.ingest import ingest
+    from bot.llm import LLMClient
+    from bot.sources.http import USER_AGENT
+
     days = _days(args)
     failures = 0
     async with (
@@ -75,6 +76,8 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
             try:
                 entries = await fetcher.fetch_day(args.source, day)
             except PaperbotError as exc:
+                if len(days) == 1:
+                    raise  # one day: its error is the one line
                 failures += 1
                 tqdm.write(f"paperbot: {day}: {exc}", file=sys.stderr)
                 continue
@@ -92,18 +95,39 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+class _Seen:
+    """Counts the records of a stream and collects its listing days as they pass."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.days: set[date] = set()
+
+    def track(self, entries: Iterable[Entry]) -> Iterator[Entry]:
+        for entry in entries:
+            self.records += 1
+            if entry.listing is not None:
+                self.days.add(entry.listing.day)
+            yield entry
+
+
 async def import_command(args: argparse.Namespace, config: Config) -> int:
-    # Parse every file first: a bad file aborts before anything is stored.
-    batches: list[tuple[str, list[Entry]]] = [(name, load_file(Path(name))) for name in args.files]
-    async with connect(config.database.path) as db:
-        for name, entries in batches:
-            result = await ingest(db, entries)
-            days = sorted({e.listing.day for e in entries if e.listing is not None})
-            span = f", {len(days)} days ({days[0]}..{days[-1]})" if days else ""
-            print(
-                f"{name}: {len(entries)} records, {result.new} new papers, "
-                f"{result.updated} updated{span}"
-            )
+    from bot.sources.detect import iter_file
+
+    # Every file is streamed in batches inside one transaction: a bad file (or a bad line late
+    # in a large one) rolls back all of them, and a 90k-paper corpus never sits in memory.
+    reports = []
+    async with connect(config.database.path) as db, db.transaction() as conn:
+        for name in args.files:
+            seen = _Seen()
+            result = await ingest_stream(conn, seen.track(iter_file(Path(name))))
+            reports.append((name, result, seen))
+    for name, result, seen in reports:
+        days = sorted(seen.days)
+        span = f", {len(days)} days ({days[0]}..{days[-1]})" if days else ""
+        print(
+            f"{name}: {seen.records} records, {result.new} new papers, "
+            f"{result.updated} updated{span}"
+        )
     return 0
 
 
@@ -113,8 +137,10 @@ async def export_command(args: argparse.Namespace, config: Config) -> int:
     async with connect(config.database.path) as db:
         with _output(args.output) as out:
             if args.format == "jsonl":
-                async for paper, listings in iter_all_entries(db, since, until):
-                    out.write(dump_jsonl(paper, listings) + "\n")
+                # aclosing: a closed pipe must not leave the cursor open past the database.
+                async with aclosing(iter_all_entries(db, since, until)) as papers:
+                    async for paper, listings in papers:
+                        out.write(dump_jsonl(paper, listings) + "\n")
             else:
                 days = []
                 for day in await listed_days(db, since, until):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def _hf_day(path: Path, data: bytes) -> date:
             return date.fromisoformat(candidate)
         except ValueError:
             continue
+    hf_daily.check_json(data, "")  # a broken file is reported as such, not as dateless
     day = hf_daily.listing_day_hint(data)
     if day is None:
         raise InputError(
@@ -94,18 +96,32 @@ def _decode_markdown(path: Path, data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+def iter_file(path: str | Path, *, day: date | None = None) -> Iterator[Entry]:
+    """:func:`load_file` as a stream: JSON Lines files are read line by line (a corpus of
+    90k papers never sits in memory); other formats are small and read whole."""
+    path = Path(path)
+    if _detect(path) == "jsonl":
+        yield from jsonl.iter_jsonl_file(path)
+    else:
+        yield from load_file(path, day=day)
+
+
+def _detect(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_SIZE)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return detect_format(path, head)
+
+
 def load_file(path: str | Path, *, day: date | None = None) -> list[Entry]:
     """Read ``path`` in whatever format it is in (see the module doc for the hf day rule).
 
     ``day`` sets the listing day of an hf or atom file (an atom file has no listing without it).
     """
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(HEAD_SIZE)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    kind = detect_format(path, head)
+    kind = _detect(path)
     log.debug("%s: format %s", path, kind)
     if kind == "jsonl":
         return jsonl.read_jsonl_file(path)
