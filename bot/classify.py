@@ -548,21 +548,20 @@ class _Text:
     at its bounds either way.
     """
 
-    __slots__ = ("_cuts", "folded", "raw", "words")
+    __slots__ = ("_marked", "folded", "raw", "words")
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
         self.folded = _fold(raw)
         self.words = _fold_words(self.folded)
-        self._cuts: list[int] | None = None  # -1, the separators' positions, len(raw)
+        self._marked: str | None = None  # raw with each separator replaced by "\0"
 
     def segment_at(self, index: int) -> tuple[int, int]:
         """The start and end of the segment holding position ``index`` (not a separator)."""
-        if self._cuts is None:
-            separators = (match.start() for match in _SEPARATOR_RE.finditer(self.raw))
-            self._cuts = [-1, *separators, len(self.raw)]
-        after = bisect_right(self._cuts, index)
-        return self._cuts[after - 1] + 1, self._cuts[after]
+        if self._marked is None:  # one C-level pass instead of a list of every separator
+            self._marked = _SEPARATOR_RE.sub("\0", self.raw)
+        end = self._marked.find("\0", index)
+        return self._marked.rfind("\0", 0, index) + 1, len(self.raw) if end < 0 else end
 
 
 class _Need(NamedTuple):
