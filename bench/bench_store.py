@@ -1,9 +1,15 @@
-"""Store benchmark: corpus ingest and search latency, each against a bare SQLite baseline.
+"""Store benchmark: corpus import and search latency, each against a bare SQLite baseline.
 
-    python -m bench.bench_store [--corpus FILE] [--limit N] [--rounds R]
+    python -m bench.bench_store [--corpus FILE] [--limit N] [--rounds R] [--import-runs K]
 
-Ingest: ``bot.db.papers.upsert_entries`` (merging upsert + listings + tags + FTS5) against a
-bare ``executemany`` of the same rows plus one bulk FTS5 build, on the same schema.
+Import, end to end as a user runs it: ``paperbot import CORPUS`` as a subprocess into a new
+database (read + parse + derive summaries and tags + store + FTS5), timed wall-clock with its
+peak RSS from ``/usr/bin/time``, against a bare build measured the same way in the same run:
+a subprocess that reads the same file with the stdlib ``json``, inserts the rows with one
+``executemany`` and fills FTS5 with one bulk ``INSERT ... SELECT`` (same schema, no
+derivation). Rates are corpus lines per second; medians over ``--import-runs``.
+Store step alone: ``bot.db.papers.upsert_entries`` on already parsed and derived entries,
+against the bare ``executemany`` + FTS5 build of the same rows (this covers only the store).
 Search: ``bot.search.search`` (query language, top 10) against a bare FTS5 bm25 top-10 query
 with the same MATCH expression on the same database. Prints ``name: value`` lines.
 """
@@ -12,9 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
+import json
+import os
 import random
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +39,12 @@ from bot.query import parse_query
 from bot.search import search
 from bot.sources.jsonl import iter_jsonl_file
 
-DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared/data/corpus/papers_corpus.jsonl.gz"
+# ../shared/data next to the checkout (a git worktree one level deeper also finds it).
+_CANDIDATES = [
+    folder / "shared/data/corpus/papers_corpus.jsonl.gz"
+    for folder in Path(__file__).resolve().parents[2:4]
+]
+DEFAULT_CORPUS = next((path for path in _CANDIDATES if path.exists()), _CANDIDATES[0])
 
 QUERIES = [
     "attention",
@@ -164,6 +180,94 @@ def ingest_bare(path: Path, entries: list[Entry]) -> float:
     return elapsed
 
 
+_COLUMNS = (
+    "arxiv_id, version, title, authors, abstract, published, sort_date, categories, bullets,"
+    " bullets_source, tags, tags_source, keywords, github_urls, hf_urls, project_url,"
+    " comment, upvotes, github_stars, authors_text, summary_text, tags_text"
+)
+
+
+def bare_import(corpus: Path, database: Path) -> int:
+    """The baseline: stdlib json, one executemany, one bulk FTS5 build. Returns the rows."""
+    asyncio.run(_create_schema(database))
+    dump = json.dumps
+    rows = []
+    opener = gzip.open if corpus.suffix == ".gz" else open
+    with opener(corpus, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if ":" in record["id"]:  # s2:/openalex: ids, which paperbot skips too
+                continue
+            hf = record.get("hf") or {}
+            authors = record.get("authors") or []
+            rows.append((
+                record["id"], None, record["title"], dump(authors), record.get("abstract") or "",
+                record.get("date"), record.get("date"), dump(record.get("categories") or []),
+                "[]", 0, "[]", 0, dump(hf.get("ai_keywords") or []), "[]", "[]", None,
+                record.get("comment"), hf.get("upvotes"), None, ", ".join(authors), "", "",
+            ))  # fmt: skip
+    conn = sqlite3.connect(database)
+    with conn:
+        conn.executemany(
+            f"INSERT OR IGNORE INTO papers ({_COLUMNS}) VALUES ({','.join('?' * 22)})", rows
+        )
+        conn.execute(
+            "INSERT INTO papers_fts (rowid, title, authors_text, summary_text, abstract, tags_text)"
+            " SELECT id, title, authors_text, summary_text, abstract, tags_text FROM papers"
+        )
+    conn.close()
+    return len(rows)
+
+
+def timed(command: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KB) of a command, from /usr/bin/time."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        subprocess.run(
+            ["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        seconds, rss = report.read().split()[-2:]
+    return float(seconds), int(rss)
+
+
+def import_end_to_end(corpus: Path, runs: int) -> None:
+    """``paperbot import`` vs the bare build, both as subprocesses, alternating, K runs."""
+    lines = count_lines(corpus)
+    paperbot = str(Path(sys.executable).with_name("paperbot"))
+    results: dict[str, list[tuple[float, int]]] = {"project": [], "bare": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for run in range(runs):
+            for name in ("bare", "project"):
+                database = Path(folder) / f"{name}{run}.db"
+                if name == "project":
+                    command = [paperbot, "-q", "--db", str(database), "import", str(corpus)]
+                else:
+                    command = [sys.executable, "-m", "bench.bench_store", "--bare-import",
+                               str(corpus), str(database)]  # fmt: skip
+                results[name].append(timed(command))
+                for leftover in Path(folder).glob(f"{name}{run}.db*"):
+                    leftover.unlink()
+    print(f"import_corpus_lines: {lines}")
+    medians = {}
+    for name in ("project", "bare"):
+        seconds = statistics.median(s for s, _ in results[name])
+        medians[name] = seconds
+        rss = max(r for _, r in results[name]) / 1024
+        label = "paperbot_import" if name == "project" else "bare_build"
+        print(f"{label}_seconds: {seconds:.2f} (median of {runs})")
+        print(f"{label}_lines_per_s: {lines / seconds:.0f}")
+        print(f"{label}_peak_rss_mb: {rss:.0f}" + (" (target <= 300)" if name == "project" else ""))
+    ratio = medians["bare"] / medians["project"]
+    print(f"import_ratio_paperbot_to_bare: {ratio:.2f} (target >= 0.70)")
+
+
+def count_lines(path: Path) -> int:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        return sum(1 for _ in handle)
+
+
 async def _create_schema(path: Path) -> None:
     async with open_database(path):
         pass
@@ -197,7 +301,15 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--limit", type=int, default=None, help="use the first N papers")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--import-runs", type=int, default=3, help="end-to-end import runs")
+    parser.add_argument("--bare-import", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_import:
+        bare_import(*args.bare_import)
+        return
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    if args.corpus.exists() and args.import_runs > 0:
+        import_end_to_end(args.corpus, args.import_runs)
 
     started = time.perf_counter()
     entries, source = load_corpus(args.corpus, args.limit)
@@ -219,9 +331,9 @@ def main() -> None:
         bare_seconds = ingest_bare(bare_db, entries)
         project_rate = len(entries) / project_seconds
         bare_rate = len(entries) / bare_seconds
-        print(f"ingest_project_papers_per_s: {project_rate:.0f}")
-        print(f"ingest_bare_papers_per_s: {bare_rate:.0f}")
-        print(f"ingest_ratio_project_to_bare: {project_rate / bare_rate:.2f} (target >= 0.70)")
+        print(f"store_step_upsert_papers_per_s: {project_rate:.0f}")
+        print(f"store_step_bare_papers_per_s: {bare_rate:.0f}")
+        print(f"store_step_ratio_upsert_to_bare: {project_rate / bare_rate:.2f}")
 
         timings = asyncio.run(search_latencies(project_db, args.rounds))
         for name in ("project", "bare"):
@@ -232,6 +344,7 @@ def main() -> None:
             ratio = percentile(timings["project"], fraction) / percentile(timings["bare"], fraction)
             print(f"search_ratio_{label}_project_to_bare: {ratio:.2f} (target <= 1.30)")
         print(f"search_queries: {len(QUERIES)} x {args.rounds} rounds")
+    print(f"load_after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

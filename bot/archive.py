@@ -1,24 +1,29 @@
 """Importing files into the store, and exporting stored days as a markdown digest archive.
 
-Import is all-or-nothing by default: every file is read and parsed before anything is
-stored, so one bad file leaves the store untouched. With ``keep_going`` the good files are
-stored and the bad ones reported with their reasons.
+Import is all-or-nothing by default: every file is stored inside one transaction, so one bad
+file (or a bad line late in a large JSON Lines file) leaves the store untouched. Small files are
+parsed before anything is stored, so every bad one is reported at once; JSON Lines files are
+streamed in batches (a 90k-paper corpus never sits in memory) and a bad line is found as it is
+read. With ``keep_going`` the good files are stored and the bad ones reported with their
+reasons (each file in its own savepoint).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+
+import aiosqlite
 
 from bot.db.database import Database
 from bot.db.digests import digest_days, digest_rows, record_digest_days
 from bot.db.papers import listed_days, papers_for_day
 from bot.errors import InputError, PaperbotError
-from bot.ingest import ingest
+from bot.ingest import ingest_stream
 from bot.models import Entry, Listing, Paper
-from bot.sources.detect import LoadedFile, load
+from bot.sources.detect import LoadedFile, is_streamed, load, stream_file
 from bot.sources.markdown import SOURCE as DIGEST_SOURCE
 from bot.sources.markdown import render_markdown_day
 
@@ -56,35 +61,78 @@ def _nothing_imported(failed: Sequence[FileImport], total: int) -> InputError:
     return InputError(f"{reasons}; nothing was imported{hint}")
 
 
+class _Tracked:
+    """Counts a stream's records and collects its listing days as they pass."""
+
+    def __init__(self, item: FileImport) -> None:
+        self.item = item
+        self.days: set[date] = set()
+
+    def track(self, entries: Iterable[Entry]) -> Iterator[Entry]:
+        for entry in entries:
+            self.item.records += 1
+            if entry.listing is not None:
+                self.days.add(entry.listing.day)
+            yield entry
+
+
 async def import_files(
     db: Database, names: Sequence[str], *, keep_going: bool = False
 ) -> list[FileImport]:
     """Import ``names`` in order; one :class:`FileImport` per file.
 
     Without ``keep_going`` a file that cannot be read or parsed raises :class:`InputError`
-    ("nothing was imported") before anything is stored. With it, the good files are stored
-    and the bad ones come back with ``error`` set.
+    ("nothing was imported") and nothing is stored. With it, the good files are stored and
+    the bad ones come back with ``error`` set.
     """
     loaded: list[tuple[FileImport, LoadedFile | None]] = []
     for name in names:
+        item = FileImport(name)
         try:
-            loaded.append((FileImport(name), load(Path(name))))
+            # Streamed files are read while storing; the others are parsed first.
+            loaded.append((item, None if is_streamed(Path(name)) else load(Path(name))))
         except PaperbotError as exc:
-            loaded.append((FileImport(name, error=_reason(name, exc)), None))
+            item.error = _reason(name, exc)
+            loaded.append((item, None))
     failed = [item for item, _ in loaded if item.error is not None]
     if failed and not keep_going:
         raise _nothing_imported(failed, len(names))
-    for item, content in loaded:
-        if content is None:
-            continue
-        result = await ingest(db, content.entries)
-        await record_digest_days(db, content.digest_days)
-        item.records, item.new, item.updated = len(content.entries), result.new, result.updated
-        item.days = sorted(
-            {e.listing.day for e in content.entries if e.listing is not None}
-            | set(content.digest_days)
-        )
+    async with db.transaction() as conn:
+        for item, content in loaded:
+            if item.error is None:
+                await _store_one(conn, item, content, keep_going=keep_going, total=len(names))
     return [item for item, _ in loaded]
+
+
+async def _store_one(
+    conn: aiosqlite.Connection,
+    item: FileImport,
+    content: LoadedFile | None,
+    *,
+    keep_going: bool,
+    total: int,
+) -> None:
+    """Store one file inside a savepoint, so that ``keep_going`` can drop just this file."""
+    tracked = _Tracked(item)
+    await conn.execute("SAVEPOINT import_file")
+    try:
+        if content is None:
+            entries: Iterable[Entry] = stream_file(Path(item.name))
+            digest = {}
+        else:
+            entries, digest = content.entries, content.digest_days
+        result = await ingest_stream(conn, tracked.track(entries))
+        await record_digest_days(conn, digest)
+    except PaperbotError as exc:
+        await conn.execute("ROLLBACK TO import_file")
+        await conn.execute("RELEASE import_file")
+        item.error, item.records = _reason(item.name, exc), 0
+        if not keep_going:
+            raise _nothing_imported([item], total) from exc
+        return
+    await conn.execute("RELEASE import_file")
+    item.new, item.updated = result.new, result.updated
+    item.days = sorted(tracked.days | set(digest))
 
 
 async def _day_items(db: Database, day: date) -> list[Paper | Entry]:

@@ -548,21 +548,20 @@ class _Text:
     at its bounds either way.
     """
 
-    __slots__ = ("_cuts", "folded", "raw", "words")
+    __slots__ = ("_marked", "folded", "raw", "words")
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
         self.folded = _fold(raw)
         self.words = _fold_words(self.folded)
-        self._cuts: list[int] | None = None  # -1, the separators' positions, len(raw)
+        self._marked: str | None = None  # raw with each separator replaced by "\0"
 
     def segment_at(self, index: int) -> tuple[int, int]:
         """The start and end of the segment holding position ``index`` (not a separator)."""
-        if self._cuts is None:
-            separators = (match.start() for match in _SEPARATOR_RE.finditer(self.raw))
-            self._cuts = [-1, *separators, len(self.raw)]
-        after = bisect_right(self._cuts, index)
-        return self._cuts[after - 1] + 1, self._cuts[after]
+        if self._marked is None:  # one C-level pass instead of a list of every separator
+            self._marked = _SEPARATOR_RE.sub("\0", self.raw)
+        end = self._marked.find("\0", index)
+        return self._marked.rfind("\0", 0, index) + 1, len(self.raw) if end < 0 else end
 
 
 class _Need(NamedTuple):
@@ -595,10 +594,13 @@ class _Matcher:
             needs.append(_Need(words, exact, pieces[0], tuple(pieces[1:])))
         return cls(_compile(rule), tuple(needs))
 
-    def segments(self, text: _Text) -> set[tuple[int, int]]:
-        """The segments of ``text`` in which the regex could match."""
+    def segments(self, text: _Text, needs: Iterable[_Need] | None = None) -> set[tuple[int, int]]:
+        """The segments of ``text`` in which the regex could match.
+
+        ``needs`` limits the search to some of the patterns' needs (the others must be unmet).
+        """
         segments: set[tuple[int, int]] = set()
-        for words, exact, first, others in self.needs:
+        for words, exact, first, others in self.needs if needs is None else needs:
             if not words <= text.words:
                 continue
             haystack = text.raw if exact else text.folded
@@ -615,10 +617,52 @@ _MATCHERS: tuple[tuple[Rule, _Matcher], ...] = tuple(
     (rule, _Matcher.of(rule)) for rule in KEYWORD_RULES
 )
 
+# A paper does not test every rule: most texts can meet only a few of the 166 patterns. Each
+# pattern that needs whole words is filed under one of them (the longest, likely the rarest),
+# and only the patterns filed under a word of the text are looked at (a set intersection and
+# dictionary lookups). The 24 that need no whole word (``robots?``, ``LLMs?``) are looked at
+# when their first literal run occurs in the text.
+_Trigger = tuple[int, "_Need"]  # a matcher's index in _MATCHERS and one of its needs
 
-def _rule_score(rule: Rule, matcher: _Matcher, text: _Text, starts: Sequence[int]) -> float:
+
+def _index_needs() -> tuple[dict[str, list[_Trigger]], tuple[_Trigger, ...]]:
+    by_word: dict[str, list[_Trigger]] = {}
+    by_run: list[_Trigger] = []
+    for index, (_, matcher) in enumerate(_MATCHERS):
+        for need in matcher.needs:
+            if need.words:
+                key = max(sorted(need.words), key=len)
+                by_word.setdefault(key, []).append((index, need))
+            else:
+                by_run.append((index, need))
+    return by_word, tuple(by_run)
+
+
+_NEEDS_BY_WORD, _NEEDS_BY_RUN = _index_needs()
+_TRIGGER_WORDS: frozenset[str] = frozenset(_NEEDS_BY_WORD)
+
+
+def _candidates(text: _Text) -> list[tuple[int, list[_Need]]]:
+    """The matchers whose patterns ``text`` could meet, in rule order, with those needs."""
+    found: dict[int, list[_Need]] = {}
+    for word in text.words & _TRIGGER_WORDS:
+        for index, need in _NEEDS_BY_WORD[word]:
+            found.setdefault(index, []).append(need)
+    for index, need in _NEEDS_BY_RUN:
+        if need.first in (text.raw if need.exact else text.folded):
+            found.setdefault(index, []).append(need)
+    return sorted(found.items())
+
+
+def _rule_score(
+    rule: Rule,
+    matcher: _Matcher,
+    text: _Text,
+    starts: Sequence[int],
+    needs: Iterable[_Need] | None = None,
+) -> float:
     """The rule's score on ``text``: its title, keywords and abstract start at ``starts``."""
-    segments = matcher.segments(text)
+    segments = matcher.segments(text, needs)
     if not segments:
         return 0.0
     hits = [0, 0, 0]
@@ -660,8 +704,9 @@ def _evidence(
     starts = (0, len(title) + 1, len(title) + len(keyword_text) + 2)
     scores = _category_scores(categories)
     strong = set(scores)
-    for rule, matcher in _MATCHERS:
-        score = _rule_score(rule, matcher, text, starts)
+    for index, needs in _candidates(text):
+        rule, matcher = _MATCHERS[index]
+        score = _rule_score(rule, matcher, text, starts, needs)
         if score:
             scores[rule.label] = scores.get(rule.label, 0.0) + score
             if rule.weight >= 1.0:

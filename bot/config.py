@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import InputError
+from bot.suggest import did_you_mean
 
 DEFAULT_CONFIG_FILE = "config.toml"
 
@@ -67,6 +68,15 @@ def _at_least(minimum: float) -> Callable[[float], None]:
 def _sources(values: list[str]) -> None:
     for value in values:
         _choices("hf", "arxiv", "digest")(value)
+
+
+def _tags(values: list[str]) -> None:
+    # A feed filter naming no known label would silently match nothing.
+    from bot.classify import LABELS, normalize_label  # here: it compiles the rules' regexes
+
+    for value in values:
+        if normalize_label(value) is None:
+            raise ValueError(f"unknown tag {value!r}{did_you_mean(value, LABELS)}")
 
 
 def key(default, check: Callable | None = None):
@@ -143,8 +153,8 @@ class FeedConfig:
     layout: str = key("compact", _choices("full", "compact"))
     thread: bool = key(False)
     empty_day: str = key("", _choices("", "note", "skip"))
-    include_tags: list[str] = key([])
-    exclude_tags: list[str] = key([])
+    include_tags: list[str] = key([], _tags)
+    exclude_tags: list[str] = key([], _tags)
     include_keywords: list[str] = key([])
     exclude_keywords: list[str] = key([])
     min_upvotes: int = key(0, _at_least(0))
@@ -245,8 +255,7 @@ def _build(cls: type, table: Mapping[str, object], where: str, origin: str) -> o
     known = {f.name: f for f in fields(cls)}
     for name in table:
         if name not in known:
-            close = [k for k in known if k.startswith(name[:3])]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, known, limit=1)
             raise ConfigError(f"{origin}: unknown key '{where}.{name}'{hint}")
     values = {}
     for name, spec in known.items():
@@ -263,7 +272,31 @@ def _build(cls: type, table: Mapping[str, object], where: str, origin: str) -> o
     return cls(**values)
 
 
+# PAPERBOT_* variables that are not config keys (read where they are used).
+OTHER_ENV_VARS = ("PAPERBOT_DISCORD_API",)
+
+
+def env_var_names() -> list[str]:
+    """Every ``PAPERBOT_*`` variable paperbot reads."""
+    names = [
+        f"PAPERBOT_{section.upper()}_{spec.name.upper()}"
+        for section, cls in _SECTIONS.items()
+        for spec in fields(cls)
+    ]
+    return [*names, *OTHER_ENV_VARS]
+
+
+def _check_env_names(environ: Mapping[str, str]) -> None:
+    """A mistyped override would be silently ignored: refuse it, with the nearest name."""
+    known = env_var_names()
+    for name in sorted(environ):
+        if name.startswith("PAPERBOT_") and name not in known:
+            hint = did_you_mean(name, known, limit=1)
+            raise ConfigError(f"unknown environment variable {name}{hint}")
+
+
 def _apply_env(config: Config, environ: Mapping[str, str]) -> None:
+    _check_env_names(environ)
     for section, cls in _SECTIONS.items():
         target = getattr(config, section)
         hints = typing.get_type_hints(cls)
@@ -313,7 +346,8 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         if name == "feeds":
             continue
         if name not in _SECTIONS:
-            raise ConfigError(f"{origin}: unknown section [{name}]")
+            hint = did_you_mean(name, [*_SECTIONS, "feeds"], limit=1)
+            raise ConfigError(f"{origin}: unknown section [{name}]{hint}")
         if not isinstance(value, dict):
             raise ConfigError(f"{origin}: '{name}' must be a table ([{name}])")
         setattr(config, name, _build(_SECTIONS[name], value, name, origin))

@@ -16,6 +16,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _FIELD = re.compile(r"(?i)(tag|author):")
 MAX_TERMS = 32  # keeps pathological inputs (thousands of words) cheap
 
+# Result orders of a search (bot.search; here so the CLI parser can name them cheaply).
+SORTS: tuple[str, ...] = ("relevance", "date", "upvotes")
+
 
 @dataclass(frozen=True, slots=True)
 class Term:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
@@ -12,14 +11,14 @@ from bot.db.database import Database
 from bot.db.papers import paper_from_row, tag_counts
 from bot.errors import InputError
 from bot.models import Paper
-from bot.query import Query, parse_query, with_filters
+from bot.query import SORTS, Query, parse_query, with_filters
 from bot.search_bm25 import BM25
 from bot.search_index import ranked
+from bot.suggest import did_you_mean
 
 Sort = Literal["relevance", "date", "upvotes"]
 # BM25: "bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0)", the column weights (title, authors,
 # summary, abstract, tags) spelled out; bot.search_bm25 computes the same scores in Python.
-SORTS: tuple[str, ...] = ("relevance", "date", "upvotes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +47,8 @@ def resolve_tag(known: list[str], text: str) -> str:
     by_key = {_tag_key(tag): tag for tag in known}
     if wanted in by_key:
         return by_key[wanted]
-    close = difflib.get_close_matches(wanted, list(by_key), n=3, cutoff=0.5)
-    prefixed = [key for key in by_key if key.startswith(wanted)][:3]
-    suggestions = [by_key[key] for key in dict.fromkeys(prefixed + close)][:3]
-    hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
-    raise InputError(f"unknown tag {text!r}{hint} (`paperbot search --list-tags` lists them)")
+    hint = did_you_mean(text, known, key=_tag_key, cutoff=0.5)
+    raise InputError(f"unknown tag {text!r}{hint}; `paperbot search --list-tags` lists them")
 
 
 async def known_tags(db: Database) -> list[str]:

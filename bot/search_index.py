@@ -25,6 +25,8 @@ using FTS5 directly: ``ranked`` returns None and ``bot.search`` runs its FTS5 qu
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
 import json
 import logging
 import math
@@ -37,11 +39,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-try:
-    import tantivy
-except ImportError:  # pragma: no cover - optional: without it FTS5 answers every query
-    tantivy = None
+from typing import Any
 
 from bot.db.database import Database
 from bot.query import Query
@@ -58,6 +56,19 @@ from bot.search_bm25 import (
     plan_phrases,
 )
 from bot.search_tokens import Fts5Tokenizer, shared_tokenizer
+
+
+class _Lazy:
+    """tantivy, imported on first use: small stores (and ``paperbot --help``) never need it."""
+
+    def __getattr__(self, name: str) -> Any:
+        module = importlib.import_module("tantivy")
+        globals()["tantivy"] = module
+        return getattr(module, name)
+
+
+# Optional: without it FTS5 answers every query.
+tantivy: Any = None if importlib.util.find_spec("tantivy") is None else _Lazy()
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +21,7 @@ from bot.delivery import send_kwargs
 from bot.models import DigestFilters
 from bot.render import digest_messages
 from bot.scheduler import digest_day_for, previous_post_time
+from bot.suggest import did_you_mean
 from bot.text import sanitize, truncate
 from bot.tree import UserError, parse_date_option
 
@@ -50,9 +50,8 @@ def parse_tags(text: str | None) -> tuple[str, ...]:
             continue
         label = normalize_label(raw)
         if label is None:
-            close = difflib.get_close_matches(raw.strip(), LABELS, n=3, cutoff=0.4)
-            hint = f" Did you mean {', '.join(close)}?" if close else " See `/tags`."
-            raise UserError(f"Unknown tag “{sanitize(raw.strip())}”.{hint}")
+            hint = did_you_mean(raw.strip(), LABELS, cutoff=0.4)
+            raise UserError(f"Unknown tag “{sanitize(raw.strip())}”{hint}. See `/tags`.")
         tags.append(label)
     return tuple(dict.fromkeys(tags))
 

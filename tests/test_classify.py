@@ -18,6 +18,7 @@ from bot.classify import (
     LABELS,
     MAX_LABELS,
     TAXONOMY,
+    _candidates,
     _fold,
     _fold_words,
     _literal_runs,
@@ -282,3 +283,30 @@ def test_rule_counts_on_candidate_segments_equal_a_full_regex_scan(
         segments = matcher.segments(text)
         counted = sum(len(matcher.regex.findall(raw, start, end)) for start, end in segments)
         assert counted == len(matcher.regex.findall(raw)), (matcher.regex.pattern, raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(_PIECES) | st.sampled_from(_FILLER) | st.text(max_size=4), max_size=25
+    ),
+    st.sampled_from(["", " ", "-", ", ", "\n", "(", "ı"]),
+    st.randoms(use_true_random=False),
+)
+def test_the_rule_index_leaves_out_only_rules_that_cannot_match(
+    parts: list[str], glue: str, rnd: random.Random
+) -> None:
+    raw = _mangle(glue.join(parts), rnd)
+    text = _Text(raw)
+    candidates = dict(_candidates(text))
+    for index, (_, matcher) in enumerate(_MATCHERS):
+        full = matcher.segments(text)
+        indexed = matcher.segments(text, candidates[index]) if index in candidates else set()
+        assert indexed == full, (matcher.regex.pattern, raw)
+
+
+def test_a_paper_tests_only_the_rules_its_words_can_trigger() -> None:
+    text = _Text("A robot learns to grasp\\n\\nWe train a policy for robotic grasping.")
+    tried = {KEYWORD_RULES[index].label for index, _ in _candidates(text)}
+    assert "Robotics" in tried
+    assert len(tried) < len(KEYWORD_RULES) // 4

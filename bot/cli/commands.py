@@ -8,29 +8,20 @@ import shutil
 import sqlite3
 import sys
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, aclosing, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-import aiohttp
-from tqdm import tqdm
-
-from bot.archive import export_markdown, import_files
 from bot.config import Config, FeedConfig
 from bot.db.connection import migrate
 from bot.db.database import Database, connect
 from bot.db.papers import iter_all_entries, papers_for_day, store_stats, tag_counts
 from bot.digest import select_for_channel
-from bot.enrich import enrich_ids
 from bot.errors import InputError, PaperbotError
 from bot.feeds import feed_filters
-from bot.fetch import Fetcher
-from bot.ingest import ingest
-from bot.llm import LLMClient
 from bot.render import digest_messages, render_text
 from bot.search import search
-from bot.sources.http import USER_AGENT
 from bot.sources.jsonl import dump_jsonl
 from bot.sources.markdown import render_markdown
 
@@ -57,6 +48,15 @@ def _output(path: str | None) -> Iterator[TextIO]:
 
 
 async def fetch_command(args: argparse.Namespace, config: Config) -> int:
+    import aiohttp
+    from tqdm import tqdm
+
+    from bot.enrich import enrich_ids
+    from bot.fetch import Fetcher
+    from bot.ingest import ingest
+    from bot.llm import LLMClient
+    from bot.sources.http import USER_AGENT
+
     days = _days(args)
     failures = 0
     async with (
@@ -74,6 +74,8 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
             try:
                 entries = await fetcher.fetch_day(args.source, day)
             except PaperbotError as exc:
+                if len(days) == 1:
+                    raise  # one day: its error is the one line
                 failures += 1
                 tqdm.write(f"paperbot: {day}: {exc}", file=sys.stderr)
                 continue
@@ -92,6 +94,8 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
 
 
 async def import_command(args: argparse.Namespace, config: Config) -> int:
+    from bot.archive import import_files
+
     async with connect(config.database.path) as db:
         results = await import_files(db, args.files, keep_going=args.keep_going)
     failed = [item for item in results if item.error is not None]
@@ -114,9 +118,13 @@ async def export_command(args: argparse.Namespace, config: Config) -> int:
     async with connect(config.database.path) as db:
         with _output(args.output) as out:
             if args.format == "jsonl":
-                async for paper, listings in iter_all_entries(db, since, until):
-                    out.write(dump_jsonl(paper, listings) + "\n")
+                # aclosing: a closed pipe must not leave the cursor open past the database.
+                async with aclosing(iter_all_entries(db, since, until)) as papers:
+                    async for paper, listings in papers:
+                        out.write(dump_jsonl(paper, listings) + "\n")
             else:
+                from bot.archive import export_markdown
+
                 async for section in export_markdown(db, since, until):
                     out.write(section)
     return 0

@@ -10,20 +10,20 @@ import json
 import sys
 import time
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from bot.answer import ask
 from bot.config import Config
 from bot.db.database import Database, connect
 from bot.db.papers import listed_days, papers_for_day
-from bot.embeddings import Embedder, count_missing, embed_missing, make_embedder
-from bot.enrich import enrich_papers
 from bot.errors import InputError, PaperbotError
-from bot.llm import LLMClient
 from bot.models import Paper
-from bot.retrieval import retrieve
+
+if TYPE_CHECKING:
+    from bot.embeddings import Embedder
+    from bot.llm import LLMClient
+
+# openai, the embedder (numpy, torch) and tqdm are imported inside the commands that use them,
+# so that `paperbot --help` and the other commands start at once.
 
 NO_ENDPOINT = (
     "no LLM endpoint is configured: set llm.base_url in the config file "
@@ -96,6 +96,11 @@ async def _papers_in_range(
 
 
 async def enrich_command(args: argparse.Namespace, config: Config) -> int:
+    from tqdm import tqdm
+
+    from bot.enrich import enrich_papers
+    from bot.llm import LLMClient
+
     _require_endpoint(config)
     async with connect(config.database.path) as db:
         days, papers = await _papers_in_range(db, args)
@@ -130,6 +135,8 @@ async def enrich_command(args: argparse.Namespace, config: Config) -> int:
 
 
 def _embedder(config: Config, client: LLMClient | None, keywords_only: bool) -> Embedder | None:
+    from bot.embeddings import make_embedder
+
     return None if keywords_only else make_embedder(config, client)
 
 
@@ -145,6 +152,10 @@ async def ask_command(args: argparse.Namespace, config: Config) -> int:
         raise InputError("--limit must be between 1 and 20")
     if not args.retrieve_only:
         _require_endpoint(config)
+    from bot.answer import ask
+    from bot.llm import LLMClient
+    from bot.retrieval import retrieve
+
     async with connect(config.database.path) as db:
         client = LLMClient.from_config(config, db=db) if config.llm_enabled else None
         try:
@@ -220,6 +231,7 @@ def _print_retrieved(retrieved: list, embedder: Embedder | None, *, as_json: boo
 
 async def llm_command(args: argparse.Namespace, config: Config) -> int:
     """``paperbot llm check``: one probe per feature; exit 1 if something the bot needs fails."""
+    from bot.llm import LLMClient
     from bot.llm_probe import probe  # lazy: the openai package is slow to import
 
     _require_endpoint(config)
@@ -234,6 +246,11 @@ async def llm_command(args: argparse.Namespace, config: Config) -> int:
 
 
 async def embed_command(args: argparse.Namespace, config: Config) -> int:
+    from tqdm import tqdm
+
+    from bot.embeddings import count_missing, embed_missing, make_embedder
+    from bot.llm import LLMClient
+
     async with connect(config.database.path) as db:
         client = LLMClient.from_config(config, db=db) if config.llm_enabled else None
         try:

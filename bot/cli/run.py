@@ -71,6 +71,10 @@ async def run_command(args: argparse.Namespace, config: Config) -> int:
                 runner.result()  # a login failure or crash: raise it
         except discord.LoginFailure:
             raise PaperbotError("Discord rejected the token (DISCORD_TOKEN)") from None
+        except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as exc:
+            raise PaperbotError(f"cannot reach Discord: {type(exc).__name__}: {exc}") from None
+        except discord.HTTPException as exc:
+            raise PaperbotError(f"Discord answered {exc.status}: {exc.text or exc}") from None
         finally:
             stopper.cancel()
             await bot.close()  # the scheduler stops; running deliveries finish their writes

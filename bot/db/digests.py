@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+import aiosqlite
+
 from bot.db.database import Database
 
 
-async def record_digest_days(db: Database, days: Mapping[date, int]) -> None:
-    """Remember every imported digest day with its row count (header-only days included)."""
-    if not days:
-        return
-    async with db.transaction() as conn:
+async def record_digest_days(conn: aiosqlite.Connection, days: Mapping[date, int]) -> None:
+    """Remember every imported digest day with its row count (header-only days included),
+    inside the caller's transaction."""
+    if days:
         await conn.executemany(
             "INSERT INTO digest_days (day, rows) VALUES (?, ?) "
             "ON CONFLICT (day) DO UPDATE SET rows = excluded.rows",

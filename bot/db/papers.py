@@ -32,6 +32,7 @@ class UpsertResult:
     unchanged: int = 0
     listings: int = 0
     new_ids: list[str] = field(default_factory=list)
+    fresh_ids: set[str] = field(default_factory=set, repr=False)  # new_ids, for lookups
 
 
 def _dump(values: Sequence[str]) -> str:
@@ -135,50 +136,63 @@ async def _existing(conn: aiosqlite.Connection, ids: Sequence[str]) -> dict[str,
 
 async def upsert_entries(db: Database, entries: Iterable[Entry]) -> UpsertResult:
     """Merge entries into the store in one transaction: all of them or none."""
-    papers, listings = _merge_batch(entries)
-    result = UpsertResult()
     async with db.transaction() as conn:
-        existing = await _existing(conn, list(papers))
-        async with conn.execute("SELECT coalesce(max(id), 0) FROM papers") as cursor:
-            (max_id_before,) = await cursor.fetchone()
+        return await upsert_batch(conn, entries)
 
-        inserts, updates = [], []
-        for arxiv_id, paper in papers.items():
-            row = existing.get(arxiv_id)
-            day_listings = listings.get(arxiv_id, [])
-            if row is None:
-                inserts.append(_row_values(paper, _sort_date(paper, day_listings, None)))
-                result.new_ids.append(arxiv_id)
-                continue
-            stored = paper_from_row(row)
-            merged = merge_papers(stored, paper)
-            sort_date = _sort_date(merged, day_listings, row["sort_date"])
-            if merged == stored and sort_date == row["sort_date"]:
-                result.unchanged += 1
-            else:
-                updates.append((row, stored, merged, sort_date))
-        result.new = len(inserts)
-        result.updated = len(updates)
 
-        if inserts:
-            await conn.executemany(
-                f"INSERT INTO papers ({_PAPER_COLUMNS}) VALUES ({_PLACEHOLDERS})", inserts
-            )
-            # One bulk statement for the index: much faster than a trigger per row.
-            await conn.execute(
-                f"INSERT INTO papers_fts (rowid, {_FTS_COLUMNS}) "
-                f"SELECT id, {_FTS_COLUMNS} FROM papers WHERE id > ?",
-                (max_id_before,),
-            )
-            await conn.execute(
-                "INSERT OR IGNORE INTO paper_tags (tag, paper_id) "
-                "SELECT value, papers.id FROM papers, json_each(papers.tags) WHERE papers.id > ?",
-                (max_id_before,),
-            )
-        for row, stored, merged, sort_date in updates:
-            await _update_paper(conn, row, stored, merged, sort_date)
+async def upsert_batch(
+    conn: aiosqlite.Connection, entries: Iterable[Entry], result: UpsertResult | None = None
+) -> UpsertResult:
+    """Merge entries inside the caller's transaction, adding the counts to ``result``.
 
-        result.listings = await _upsert_listings(conn, listings, max_id_before, existing)
+    Called batch after batch in one transaction, a paper stored by an earlier batch is merged
+    again, not stored twice, and still counts once as new.
+    """
+    papers, listings = _merge_batch(entries)
+    result = UpsertResult() if result is None else result
+    existing = await _existing(conn, list(papers))
+    async with conn.execute("SELECT coalesce(max(id), 0) FROM papers") as cursor:
+        (max_id_before,) = await cursor.fetchone()
+
+    inserts, updates = [], []
+    for arxiv_id, paper in papers.items():
+        row = existing.get(arxiv_id)
+        day_listings = listings.get(arxiv_id, [])
+        if row is None:
+            inserts.append(_row_values(paper, _sort_date(paper, day_listings, None)))
+            result.new_ids.append(arxiv_id)
+            continue
+        stored = paper_from_row(row)
+        merged = merge_papers(stored, paper)
+        sort_date = _sort_date(merged, day_listings, row["sort_date"])
+        if merged == stored and sort_date == row["sort_date"]:
+            result.unchanged += 1
+        else:
+            updates.append((row, stored, merged, sort_date))
+    result.new += len(inserts)
+    fresh = result.fresh_ids
+    result.updated += sum(1 for row, *_ in updates if row["arxiv_id"] not in fresh)
+    fresh.update(values[0] for values in inserts)
+
+    if inserts:
+        await conn.executemany(
+            f"INSERT INTO papers ({_PAPER_COLUMNS}) VALUES ({_PLACEHOLDERS})", inserts
+        )
+        # One bulk statement for the index: much faster than a trigger per row.
+        await conn.execute(
+            f"INSERT INTO papers_fts (rowid, {_FTS_COLUMNS}) "
+            f"SELECT id, {_FTS_COLUMNS} FROM papers WHERE id > ?",
+            (max_id_before,),
+        )
+        await conn.execute(
+            "INSERT OR IGNORE INTO paper_tags (tag, paper_id) "
+            "SELECT value, papers.id FROM papers, json_each(papers.tags) WHERE papers.id > ?",
+            (max_id_before,),
+        )
+    for row, stored, merged, sort_date in updates:
+        await _update_paper(conn, row, stored, merged, sort_date)
+
+    result.listings += await _upsert_listings(conn, listings, max_id_before, existing)
     return result
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -77,6 +78,7 @@ def _hf_day(path: Path, data: bytes) -> date:
             return date.fromisoformat(candidate)
         except ValueError:
             continue
+    hf_daily.check_json(data, "")  # a broken file is reported as such, not as dateless
     day = hf_daily.listing_day_hint(data)
     if day is None:
         raise InputError(
@@ -103,6 +105,26 @@ class LoadedFile:
     digest_days: dict[date, int] = field(default_factory=dict)  # day -> rows (0: header only)
 
 
+def is_streamed(path: Path) -> bool:
+    """Whether ``path`` is read as a stream (JSON Lines) rather than parsed whole."""
+    return _detect(path) == "jsonl"
+
+
+def stream_file(path: str | Path) -> Iterator[Entry]:
+    """A JSON Lines file's entries, read line by line: a corpus of 90k papers never sits in
+    memory. Entries before a bad line are already yielded: store inside a transaction."""
+    return jsonl.iter_jsonl_file(Path(path))
+
+
+def _detect(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_SIZE)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return detect_format(path, head)
+
+
 def load_file(path: str | Path, *, day: date | None = None) -> list[Entry]:
     """Read ``path`` in whatever format it is in (see the module doc for the hf day rule).
 
@@ -114,12 +136,7 @@ def load_file(path: str | Path, *, day: date | None = None) -> list[Entry]:
 def load(path: str | Path, *, day: date | None = None) -> LoadedFile:
     """Like :func:`load_file`, and keep a markdown digest's days, empty ones included."""
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(HEAD_SIZE)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    kind = detect_format(path, head)
+    kind = _detect(path)
     log.debug("%s: format %s", path, kind)
     if kind == "jsonl":
         return LoadedFile(jsonl.read_jsonl_file(path))

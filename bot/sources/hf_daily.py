@@ -37,8 +37,11 @@ def _load_json(data: bytes | str, label: str) -> Any:
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
+        # An error at the very end of the text: the file was cut short (a partial download).
+        cut = "truncated: " if exc.pos >= len(data.rstrip()) else ""
+        prefix = f"{label}: " if label else ""
         raise InputError(
-            f"{label}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            f"{prefix}not valid JSON ({cut}{exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from exc
 
 
@@ -192,6 +195,11 @@ def parse_daily_papers(data: bytes | str, day: date) -> list[Entry]:
         Entry(papers[i], Listing(day, SOURCE, rank=rank, upvotes=papers[i].upvotes))
         for rank, i in enumerate(order, start=1)
     ]
+
+
+def check_json(data: bytes | str, label: str) -> None:
+    """Raise :class:`InputError` (truncated or invalid, with line and column) unless JSON."""
+    _load_json(data, label)
 
 
 def listing_day_hint(data: bytes | str) -> date | None:

@@ -9,6 +9,7 @@ from bot.db.papers import (
     tag_counts,
     upsert_entries,
 )
+from bot.ingest import ingest_stream
 from bot.models import Entry, Listing, Paper, SummarySource
 
 DAY = date(2025, 1, 14)
@@ -176,3 +177,22 @@ async def test_iter_all_entries_returns_papers_with_all_their_listings(db):
     assert only_14th == ["2501.00001"]
     stats = await store_stats(db)
     assert stats["papers"] == 2 and stats["listings"] == 3 and stats["listed_days"] == 2
+
+
+async def test_a_streamed_import_merges_a_paper_seen_in_two_batches_and_counts_it_once(db):
+    entries = [
+        Entry(paper("2501.00001", title="First"), Listing(DAY, "hf", rank=1)),
+        Entry(paper("2501.00002", title="Second")),
+        Entry(paper("2501.00003", title="Third")),
+        Entry(paper("2501.00001", title="First", comment="10 pages"), Listing(DAY, "digest")),
+    ]
+    async with db.transaction() as conn:
+        result = await ingest_stream(conn, entries, batch_size=2)
+    assert (result.new, result.updated, result.listings) == (3, 0, 2)
+    stored = await get_paper(db, "2501.00001")
+    assert stored is not None and stored.comment == "10 pages"
+    assert stored.tags, "derived on the way in"
+    stats = await store_stats(db)
+    assert stats["papers"] == 3 and stats["listings"] == 2
+    hits = await db.fetchall("SELECT rowid FROM papers_fts WHERE papers_fts MATCH 'first'")
+    assert len(hits) == 1, "indexed once, not once per batch"
