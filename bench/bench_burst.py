@@ -11,7 +11,9 @@ the stand-in, from the INTERACTION_CREATE it dispatches to the first content the
 (the message callback, or the follow-up / edit filling a deferred reply). Every query of a
 burst is different (two words of a stored title), so no answer is reused; ``--same`` sends
 one query instead. Figures are medians over the runs, with the ratio to the floor measured
-in the same run.
+in the same run. ``*_cpu`` figures are CPU milliseconds spent during each burst (from /proc,
+10 ms ticks): the bot process in all, its event loop's thread, and this process (the stand-in
+and its clients); with two cores, (bot + stand-in) / 2 is the least a burst can take.
 """
 
 from __future__ import annotations
@@ -70,6 +72,22 @@ def pick_queries(corpus: Path, count: int, seed: int = 20250114) -> list[str]:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def cpu_ms(pid: int) -> tuple[float, float]:
+    """CPU time used so far by process ``pid``, in all and on its main thread (the event
+    loop's), from /proc (zeros where there is none)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read(path: str) -> float:
+        try:
+            stat = Path(path).read_text()
+        except OSError:
+            return 0.0
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / tick  # utime + stime
+
+    return read(f"/proc/{pid}/stat"), read(f"/proc/{pid}/task/{pid}/stat")
 
 
 def ensure_store(db: Path, corpus: Path) -> None:
@@ -141,7 +159,9 @@ async def ask(standin: StandIn, query: str) -> float | None:
     return delay if delay <= DEADLINE and not handle.rejected else None
 
 
-async def measure(standin: StandIn, queries: list[str], warmup: list[str]) -> dict[str, float]:
+async def measure(
+    standin: StandIn, queries: list[str], warmup: list[str], pid: int
+) -> dict[str, float]:
     for query in warmup:  # connection pools, page cache, discord.py's first-call costs
         await ask(standin, query)
     figures: dict[str, float] = {}
@@ -152,12 +172,20 @@ async def measure(standin: StandIn, queries: list[str], warmup: list[str]) -> di
     for size in BURSTS:
         batch = queries[offset : offset + size]
         offset += size
+        cpu_before, main_before = cpu_ms(pid)
+        own_before = sum(os.times()[:2])
         delays = await asyncio.gather(*(ask(standin, query) for query in batch))
+        cpu_after, main_after = cpu_ms(pid)
+        own_after = sum(os.times()[:2])
         answered = [d for d in delays if d is not None]
         figures[f"burst{size}_p50_ms"] = percentile(answered, 0.5) * 1000 if answered else 0
         figures[f"burst{size}_p95_ms"] = percentile(answered, 0.95) * 1000 if answered else 0
         figures[f"burst{size}_max_ms"] = max(answered) * 1000 if answered else 0
         figures[f"burst{size}_within_3s"] = len(answered)
+        # The bot's CPU during the burst (10 ms ticks): all threads, and the event loop's.
+        figures[f"burst{size}_bot_cpu"] = cpu_after - cpu_before
+        figures[f"burst{size}_loop_cpu"] = main_after - main_before
+        figures[f"burst{size}_standin_cpu"] = (own_after - own_before) * 1000  # and the clients
     return figures
 
 
@@ -194,8 +222,9 @@ async def run(args: argparse.Namespace) -> None:
             bots = {"floor": ["-m", "bench.minimal_bot"], "paperbot": paperbot}
             for number in range(args.runs):
                 for name, argv in bots.items():
-                    async with BotProcess(standin, argv, env, ROOT):
-                        figures = await measure(standin, queries, warmup)
+                    async with BotProcess(standin, argv, env, ROOT) as bot:
+                        assert bot.process is not None
+                        figures = await measure(standin, queries, warmup, bot.process.pid)
                     per_run[name].append(figures)
                     print(f"# run {number + 1} {name}: {figures}", flush=True)
             bad = standin.unexpected_4xx(allow=[10062])

@@ -148,6 +148,7 @@ class PaperBot(commands.Bot):
         self.deliverer.mention_planner = planner
 
     async def setup_hook(self) -> None:
+        await self.db.warm()
         await sync_config_feeds(self.db, self.config)
         for name in self.cog_names:
             await self.load_extension(name)

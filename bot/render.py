@@ -62,7 +62,14 @@ def message(embeds: Sequence[dict[str, Any]], content: str = "") -> dict[str, An
 
 def format_authors(authors: Sequence[str], limit: int = FULL_AUTHORS) -> str:
     """The first ``limit`` authors, then "et al." when there are more."""
-    names = [name for name in (one_line(author) for author in authors) if name]
+    names: list[str] = []
+    wanted = max(limit, 1) + 1  # one more than shown tells whether "et al." follows
+    for author in authors:  # papers with hundreds of authors: clean only the few needed
+        name = one_line(author)
+        if name:
+            names.append(name)
+            if len(names) == wanted:
+                break
     shown = ", ".join(names[: max(limit, 1)])
     return f"{shown} et al." if len(names) > limit else shown
 

@@ -82,3 +82,19 @@ async def test_the_read_pool_sees_committed_writes_at_once(tmp_path, size):
         assert db.generation > before
         stored = await get_paper(db, "2501.00001")
     assert stored is not None and stored.title == "Fresh"
+
+
+@pytest.mark.parametrize("size", [1, 3])
+async def test_warming_opens_one_connection_per_reader_thread(tmp_path, size):
+    from bot.db.database import connect
+    from bot.db.readers import MMAP_BYTES
+
+    async with connect(tmp_path / "warm.db", readers=size) as db:
+        pool = db.read
+        assert not pool._opened
+        await db.warm()
+        assert len(pool._opened) == size  # each thread opened its own, before any search
+        row = await pool.fetchone("PRAGMA mmap_size")
+        assert row[0] == MMAP_BYTES
+        assert tuple(await pool.fetchone("SELECT count(*) FROM papers")) == (0,)
+        assert len(pool._opened) == size

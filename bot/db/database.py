@@ -37,6 +37,11 @@ class Database:
         database opened by :func:`connect`), else this connection."""
         return self._readers if self._readers is not None else self
 
+    async def warm(self) -> None:
+        """Open the read pool's connections ahead of the first interactions."""
+        if self._readers is not None:
+            await self._readers.warm()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
