@@ -120,6 +120,7 @@ class PaperBot(commands.Bot):
             config,
             ask_buttons=llm is not None,
             mention_planner=SubscriptionPlanner(self, db),
+            clock=clock,
         )
         self.digests = DigestScheduler(db, config, self.fetcher, self.deliverer, clock=clock)
         self.digests.wait_ready = self.wait_until_ready

@@ -130,6 +130,23 @@ class DiscordConfig:
     messages_per_second: float = key(48.0, _at_least(0.1))
 
 
+def _positive_list(values: list[float]) -> None:
+    if not values:
+        raise ValueError("expected at least one value")
+    for value in values:
+        _at_least(0.001)(value)
+
+
+@dataclass
+class DeliveryConfig:
+    """How digest sends are bounded and retried (see README "Scheduling and delivery")."""
+
+    request_timeout: float = key(30.0, _at_least(0.05))
+    send_retry_seconds: list[float] = key([1.0, 2.0, 4.0])
+    retry_minutes: list[float] = key([1.0, 2.0, 5.0, 10.0, 30.0], _positive_list)
+    deadline_hours: float = key(12.0, _at_least(0))
+
+
 @dataclass
 class LLMConfig:
     base_url: str = key("", _check_url)
@@ -169,6 +186,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     feeds: list[FeedConfig] = field(default_factory=list)
     source_file: str | None = None
@@ -187,6 +205,7 @@ _SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "digest": DigestConfig,
     "discord": DiscordConfig,
+    "delivery": DeliveryConfig,
     "llm": LLMConfig,
 }
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiohttp
@@ -31,17 +32,21 @@ log = logging.getLogger(__name__)
 # Builds the extra messages that mention subscribers; set by the subscriptions feature.
 MentionPlanner = Callable[[Feed, date, Sequence[Paper]], Awaitable[list[dict[str, Any]]]]
 
-TRANSIENT_RETRIES = 3
+# A rendered plan is reused by every feed with the same (day, sources, filters, layout, ...)
+# for this long, so a thousand feeds posting at one minute render the day once.
+PLAN_CACHE_SECONDS = 120.0
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one delivery run did."""
+    """What one delivery attempt did."""
 
-    status: str  # done, failed, paused, skipped
+    status: str  # done, failed, paused, skipped, waiting, expired
     sent: int = 0
     total: int = 0
     detail: str = ""
+    attempt: int = 0
+    retry_at: datetime | None = None
 
 
 def allowed_mentions_from(payload: dict[str, Any]) -> discord.AllowedMentions:
@@ -115,6 +120,13 @@ def _paper_ids_per_message(
     return ids
 
 
+def describe_error(exc: BaseException) -> str:
+    """A short, log-safe description of a failed request."""
+    if isinstance(exc, TimeoutError):
+        return "TimeoutError: no answer from Discord in time"
+    return f"{type(exc).__name__}: {getattr(exc, 'text', '') or exc}"
+
+
 def _signature(content: str | None, embeds: Sequence[dict[str, Any]]) -> tuple:
     return (
         (content or "").strip(),
@@ -134,6 +146,7 @@ class Deliverer:
         mention_planner: MentionPlanner | None = None,
         ask_buttons: bool = False,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.client = client
         self.db = db
@@ -141,10 +154,23 @@ class Deliverer:
         self.mention_planner = mention_planner
         self.ask_buttons = ask_buttons
         self._sleep = sleep
+        self.clock = clock
         self._locks: dict[int, asyncio.Lock] = {}
+        self._plans: dict[tuple, tuple[float, list[Paper], list[PlannedMessage]]] = {}
+        self._plan_locks: dict[tuple, asyncio.Lock] = {}
         # Discord's global limit (~50 requests/s): when many feeds post at the same minute,
-        # pace them instead of letting discord.py exhaust its 429 retries.
+        # pace them instead of letting discord.py exhaust its 429 retries. (A window of 2 s
+        # for a fractional rate was measured to let 60 through in one second: 1,628 429s.)
         self.pacer = WindowLimiter(max(1, int(config.discord.messages_per_second)), 1.0)
+
+    @property
+    def request_timeout(self) -> float:
+        return self.config.delivery.request_timeout
+
+    async def _bounded(self, awaitable: Awaitable[Any]) -> Any:
+        """One Discord request with the configured timeout (a hang raises TimeoutError)."""
+        async with asyncio.timeout(self.request_timeout):
+            return await awaitable
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -155,16 +181,68 @@ class Deliverer:
             filters = replace(filters, max_papers=self.config.digest.max_papers)
         return select_for_channel([item.paper for item in listed], filters)
 
+    def forget_rendered(self) -> None:
+        """Drop cached renderings (new papers were stored)."""
+        self._plans.clear()
+
+    async def _rendered(self, feed: Feed, day: date) -> tuple[list[Paper], list[PlannedMessage]]:
+        """The feed's papers and messages without mentions, shared by identical feeds."""
+        split_header = feed.thread or self._is_forum(feed)
+        empty_day = feed.empty_day or self.config.digest.empty_day
+        selection = (day, feed.sources, feed.filters, self.config.digest.max_papers)
+        lock = self._plan_locks.setdefault(selection, asyncio.Lock())
+        async with lock:
+            cached = self._plans.get(selection)
+            if cached is None or cached[0] <= time.monotonic():
+                if len(self._plans) > 512:
+                    self._plans.clear()
+                papers = await self.select_papers(feed, day)
+                cached = (time.monotonic() + PLAN_CACHE_SECONDS, papers, [])
+                self._plans[selection] = cached
+        self._plan_locks.pop(selection, None)
+        papers = cached[1]
+        if not papers:  # the note names the feed: not shared
+            return papers, self._render(feed, day, papers, split_header, empty_day)
+        shape = (*selection, feed.layout, split_header, feed.name, self.ask_buttons)
+        rendered = self._plans.get(shape)
+        if rendered is None or rendered[0] <= time.monotonic():
+            planned = self._render(feed, day, papers, split_header, empty_day)
+            rendered = (time.monotonic() + PLAN_CACHE_SECONDS, papers, planned)
+            self._plans[shape] = rendered
+        return papers, rendered[2]
+
     async def build_plan(self, feed: Feed, day: date) -> list[PlannedMessage]:
-        papers = await self.select_papers(feed, day)
+        papers, planned = await self._rendered(feed, day)
+        planned = list(planned)
+        if papers and self.mention_planner is not None:
+            for payload in await self.mention_planner(feed, day, papers):
+                kind = payload.pop("kind", "mentions")
+                planned.append(PlannedMessage(len(planned), kind, payload))
+        return planned
+
+    async def plan_many(self, feeds: Sequence[Feed], day: date) -> int:
+        """Plan ``day`` for many feeds ahead of their post time, in one transaction."""
+        plans = []
+        for feed in feeds:
+            assert feed.id is not None
+            if await ledger.get_delivery(self.db, feed.id, day) is None:
+                plans.append((feed.id, await self.build_plan(feed, day)))
+        return await ledger.plan_deliveries(self.db, day, plans)
+
+    def _render(
+        self,
+        feed: Feed,
+        day: date,
+        papers: Sequence[Paper],
+        split_header: bool,
+        empty_day: str,
+    ) -> list[PlannedMessage]:
         if not papers:
-            empty_day = feed.empty_day or self.config.digest.empty_day
             if empty_day == "skip":
                 return []
             note = f"No new papers for {day.isoformat()} in {sanitize(feed.label)}."
             return [PlannedMessage(0, "note", message([], content=note))]
         planned: list[PlannedMessage] = []
-        split_header = feed.thread or self._is_forum(feed)
         if split_header:
             planned.append(PlannedMessage(0, "header", digest_header(day, papers, feed.name)))
         payloads = digest_messages(
@@ -178,10 +256,6 @@ class Deliverer:
             if self.ask_buttons and ids:
                 payload = {**payload, "components": ask_button_rows(ids, titles)}
             planned.append(PlannedMessage(len(planned), "papers", payload, ids))
-        if self.mention_planner is not None:
-            for payload in await self.mention_planner(feed, day, papers):
-                kind = payload.pop("kind", "mentions")
-                planned.append(PlannedMessage(len(planned), kind, payload))
         return planned
 
     def _is_forum(self, feed: Feed) -> bool:
@@ -203,7 +277,9 @@ class Deliverer:
                 delivery = await ledger.plan_delivery(self.db, feed.id, day, plan)
             if delivery.status == "done":
                 return Outcome("skipped", detail="already delivered")
-            return await self._send_all(feed, delivery)
+            attempt = await ledger.start_attempt(self.db, delivery.id, self.clock())
+            outcome = await self._send_all(feed, delivery)
+            return replace(outcome, attempt=attempt)
 
     async def _send_all(self, feed: Feed, delivery: ledger.Delivery) -> Outcome:
         messages = await ledger.ledger_messages(self.db, delivery.id)
@@ -241,24 +317,13 @@ class Deliverer:
                 feed, delivery, f"channel {feed.channel_id} not found ({exc.text or exc.status})"
             )
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
-            detail = f"{type(exc).__name__}: {getattr(exc, 'text', '') or exc}"
-            await ledger.finish_delivery(self.db, delivery.id, "failed", detail)
-            log.warning(
-                "delivery feed=%s day=%s failed, will retry: %s", feed.id, delivery.day, detail
-            )
+            # The caller (the scheduler) records the retry and logs the attempt.
+            detail = describe_error(exc)
             sent = sum(
                 1 for m in await ledger.ledger_messages(self.db, delivery.id) if m.status == "sent"
             )
             return Outcome("failed", sent - sent_before, len(messages), detail)
         await ledger.finish_delivery(self.db, delivery.id, "done")
-        log.info(
-            "delivered feed=%s (%s) day=%s messages=%d (%d new)",
-            feed.id,
-            feed.label,
-            delivery.day,
-            len(messages),
-            len(messages) - sent_before,
-        )
         return Outcome("done", len(messages) - sent_before, len(messages))
 
     async def _send_dm(self, item: LedgerMessage) -> None:
@@ -266,8 +331,10 @@ class Deliverer:
         never retried for this message; it does not pause the feed."""
         user_id = int(item.payload["dm_user_id"])
         try:
-            user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
-            channel = user.dm_channel or await user.create_dm()
+            user = self.client.get_user(user_id) or await self._bounded(
+                self.client.fetch_user(user_id)
+            )
+            channel = user.dm_channel or await self._bounded(user.create_dm())
             await self._send_once(channel, item, ())
         except discord.Forbidden as exc:
             await sub_store.record_dm_closed(self.db, user_id, exc.text or "DMs closed")
@@ -279,41 +346,52 @@ class Deliverer:
     async def _channel(self, channel_id: int) -> Any:
         channel = self.client.get_channel(channel_id)
         if channel is None:
-            channel = await self.client.fetch_channel(channel_id)
+            channel = await self._bounded(self.client.fetch_channel(channel_id))
         return channel
 
     async def _send_once(
         self, target: Any, item: LedgerMessage, messages: Sequence[LedgerMessage]
     ) -> int:
-        """Send one planned message, unless a crash already sent it (then adopt that one)."""
-        if item.status == "sending":
-            found = await self._find_sent(target, item, messages)
-            if found is not None:
-                await ledger.mark_sent(self.db, item.delivery_id, item.seq, found)
-                log.info(
-                    "delivery %s message %d was already posted (id %s); not resending",
-                    item.delivery_id,
-                    item.seq,
-                    found,
-                )
-                return found
-        await ledger.mark_sending(self.db, item.delivery_id, item.seq)
-        for attempt in range(TRANSIENT_RETRIES + 1):
+        """Send one planned message exactly once.
+
+        A message left in *sending* (a crash, a timeout, a 5xx: Discord may have posted it) is
+        first looked up in the channel's history and adopted if found; only then is it sent.
+        """
+        uncertain = item.status == "sending"
+        waits = list(self.config.delivery.send_retry_seconds)
+        for attempt in range(len(waits) + 1):
+            if uncertain:
+                found = await self._find_sent(target, item, messages)
+                if found is not None:
+                    await ledger.mark_sent(self.db, item.delivery_id, item.seq, found)
+                    log.info(
+                        "delivery %s message %d was already posted (id %s); not resending",
+                        item.delivery_id,
+                        item.seq,
+                        found,
+                    )
+                    return found
+            await ledger.mark_sending(self.db, item.delivery_id, item.seq)
             try:
                 await self.pacer.wait()
-                sent = await target.send(**send_kwargs(item.payload), nonce=item.nonce)
+                sent = await self._bounded(
+                    target.send(**send_kwargs(item.payload), nonce=item.nonce)
+                )
                 break
             except discord.HTTPException as exc:
-                if (exc.status < 500 and exc.status != 429) or attempt == TRANSIENT_RETRIES:
+                if (exc.status < 500 and exc.status != 429) or attempt == len(waits):
                     raise
                 reason = f"HTTP {exc.status}"
+                uncertain = uncertain or exc.status != 429  # a 429 was not posted
             except (aiohttp.ClientError, TimeoutError) as exc:
-                if attempt == TRANSIENT_RETRIES:
+                if attempt == len(waits):
                     raise
-                reason = type(exc).__name__
-            delay = 2.0**attempt
-            log.warning("send to %s failed (%s); retrying in %.0f s", target.id, reason, delay)
-            await self._sleep(delay)
+                reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+                uncertain = True
+            log.warning(
+                "send to %s failed (%s); retrying in %.2f s", target.id, reason, waits[attempt]
+            )
+            await self._sleep(waits[attempt])
         await ledger.mark_sent(self.db, item.delivery_id, item.seq, sent.id)
         return sent.id
 
@@ -325,13 +403,18 @@ class Deliverer:
         after = discord.Object(previous[-1]) if previous else None
         wanted = _signature(item.payload.get("content"), item.payload.get("embeds", []))
         me = self.client.user
-        async for posted in target.history(limit=50, after=after, oldest_first=True):
-            if me is not None and posted.author.id != me.id:
-                continue
-            got = _signature(posted.content, [e.to_dict() for e in posted.embeds])
-            if got == wanted:
-                return posted.id
-        return None
+
+        async def scan() -> int | None:
+            await self.pacer.wait()
+            async for posted in target.history(limit=50, after=after, oldest_first=True):
+                if me is not None and posted.author.id != me.id:
+                    continue
+                got = _signature(posted.content, [e.to_dict() for e in posted.embeds])
+                if got == wanted:
+                    return posted.id
+            return None
+
+        return await self._bounded(scan())
 
     async def _open_thread(
         self, channel: Any, delivery: ledger.Delivery, message_id: int | None
@@ -342,11 +425,13 @@ class Deliverer:
         name = f"Papers for {delivery.day.isoformat()}"
         try:
             await self.pacer.wait()
-            thread = await starter.create_thread(name=name, auto_archive_duration=1440)
+            thread = await self._bounded(
+                starter.create_thread(name=name, auto_archive_duration=1440)
+            )
         except discord.HTTPException as exc:
             if exc.code != 160004:  # a thread already exists for this message
                 raise
-            fetched = await channel.fetch_message(message_id)
+            fetched = await self._bounded(channel.fetch_message(message_id))
             if fetched.thread is None:
                 raise
             thread = fetched.thread
@@ -366,7 +451,7 @@ class Deliverer:
                     return thread.id
         await ledger.mark_sending(self.db, delivery.id, item.seq)
         await self.pacer.wait()
-        created = await forum.create_thread(name=name, **send_kwargs(item.payload))
+        created = await self._bounded(forum.create_thread(name=name, **send_kwargs(item.payload)))
         await ledger.set_thread(self.db, delivery.id, created.thread.id)
         await ledger.mark_sent(self.db, delivery.id, item.seq, created.message.id)
         return created.thread.id
@@ -391,11 +476,19 @@ class Deliverer:
             return False
         try:
             channel = await self._channel(channel_id)
-            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+            await self.pacer.wait()
+            await self._bounded(channel.send(text, allowed_mentions=discord.AllowedMentions.none()))
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not post an alert to channel %s: %s", channel_id, exc)
             return False
         return True
 
 
-__all__ = ["Deliverer", "Outcome", "allowed_mentions_from", "no_mentions", "send_kwargs"]
+__all__ = [
+    "Deliverer",
+    "Outcome",
+    "allowed_mentions_from",
+    "describe_error",
+    "no_mentions",
+    "send_kwargs",
+]

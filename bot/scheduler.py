@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,10 @@ from bot.ingest import ingest
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# Digests are planned this long before their post time, so the minute itself only sends.
+PLAN_AHEAD_MINUTES = 1
+DELIVERY_SLOTS = 64
 
 
 def utc_now() -> datetime:
@@ -54,6 +59,26 @@ def previous_post_time(feed: Feed, now: datetime) -> datetime:
         if candidate <= local_now:
             return candidate
     raise AssertionError("unreachable: a post time exists every day")
+
+
+def next_post_time(feed: Feed, now: datetime) -> datetime:
+    """The earliest scheduled post instant strictly after ``now`` (aware, in the feed's zone)."""
+    zone = ZoneInfo(feed.timezone)
+    at = parse_hhmm(feed.post_time)
+    local_now = now.astimezone(zone)
+    for ahead in range(3):
+        day = local_now.date() + timedelta(days=ahead)
+        candidate = datetime.combine(day, at, tzinfo=zone).astimezone(UTC).astimezone(zone)
+        if candidate > local_now:
+            return candidate
+    raise AssertionError("unreachable: a post time exists every day")
+
+
+def prepare_trigger(post_time: str, timezone: str) -> CronTrigger:
+    """A minute before ``post_time``: the digests due then are planned (rendered, stored)."""
+    at = parse_hhmm(post_time)
+    minutes = (at.hour * 60 + at.minute - PLAN_AHEAD_MINUTES) % (24 * 60)
+    return CronTrigger(hour=minutes // 60, minute=minutes % 60, timezone=ZoneInfo(timezone))
 
 
 def digest_day_for(post_instant: datetime) -> date:
@@ -85,6 +110,10 @@ class DigestScheduler:
         self.after_ingest: Callable[[list[str]], Awaitable[object]] | None = None
         self._fetch_locks: dict[tuple[str, date], asyncio.Lock] = {}
         self._running: set[asyncio.Task] = set()
+        # Deliveries in flight at once. A thousand feeds due at one minute would otherwise
+        # each queue their reads and writes on the one connection before any of them sends;
+        # this many keep the pacer busy (and every channel's own limit) while the rest wait.
+        self._slots = asyncio.Semaphore(DELIVERY_SLOTS)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -165,8 +194,20 @@ class DigestScheduler:
                 args=[feed.id],
                 **self._job_defaults(),
             )
+        for post_time, timezone in {(feed.post_time, feed.timezone) for feed in feeds}:
+            job_id = f"prepare:{timezone}:{post_time}"
+            wanted.add(job_id)
+            if self.scheduler.get_job(job_id) is None:
+                self.scheduler.add_job(
+                    self._track(self.prepare_posts),
+                    prepare_trigger(post_time, timezone),
+                    id=job_id,
+                    name=f"planning of the {post_time} {timezone} digests",
+                    args=[post_time, timezone],
+                    **self._job_defaults(),
+                )
         for job in self.scheduler.get_jobs():
-            if job.id.startswith("post:") and job.id not in wanted:
+            if job.id.startswith(("post:", "prepare:")) and job.id not in wanted:
                 job.remove()
 
     def next_post(self, feed_id: int) -> datetime | None:
@@ -219,6 +260,7 @@ class DigestScheduler:
                 await ledger.record_fetch(self.db, source, day, "empty")
                 return "empty"
             result = await ingest(self.db, entries)
+            self.deliverer.forget_rendered()
             await ledger.record_fetch(self.db, source, day, "done", papers=len(entries))
             log.info("fetched %s %s: %d papers (%d new)", source, day, len(entries), result.new)
             if self.after_ingest is not None and result.new_ids:
@@ -227,16 +269,49 @@ class DigestScheduler:
 
     # -- posting ----------------------------------------------------------------------------
 
+    async def prepare_posts(self, post_time: str, timezone: str) -> int:
+        """Plan the digests of every feed posting next at ``post_time`` in ``timezone``.
+
+        Runs a minute early: at the post time each feed only sends. Feeds whose listing is not
+        fetched yet are left to their post job (which waits for it); returns how many plans
+        were stored.
+        """
+        if self.wait_ready is not None:
+            await self.wait_ready()  # forum or text decides the plan's shape
+        now = self.clock()
+        feeds = [
+            feed
+            for feed in await feed_store.list_feeds(self.db)
+            if feed.post_time == post_time and feed.timezone == timezone and not feed.paused
+        ]
+        if not feeds:
+            return 0
+        day = digest_day_for(next_post_time(feeds[0], now))
+        fetched = {
+            source: await self.ensure_fetched(source, day)
+            for source in sorted({source for feed in feeds for source in feed.sources})
+        }
+        ready = [feed for feed in feeds if all(fetched[s] == "done" for s in feed.sources)]
+        stored = await self.deliverer.plan_many(ready, day)
+        log.info("planned %d digest(s) for %s %s (day %s)", stored, post_time, timezone, day)
+        return stored
+
     async def run_post(self, feed_id: int, post_instant: datetime | None = None) -> Outcome:
         """The post job of one feed: make sure the day is fetched, then deliver."""
         if self.wait_ready is not None:
             await self.wait_ready()  # channels must be known (forum or text) before posting
+        async with self._slots:
+            return await self._run_post(feed_id, post_instant)
+
+    async def _run_post(self, feed_id: int, post_instant: datetime | None) -> Outcome:
         feed = await feed_store.get_feed(self.db, feed_id)
         if feed is None:
             return Outcome("skipped", detail="feed removed")
         now = self.clock()
         instant = post_instant or previous_post_time(feed, now)
         day = digest_day_for(instant)
+        if await ledger.get_delivery(self.db, feed_id, day) is not None:
+            return await self._attempt(feed, day)  # planned ahead (or resumed): just send
         statuses = [await self.ensure_fetched(source, day) for source in feed.sources]
         waiting = any(status != "done" for status in statuses) and now < self._fetch_deadline(day)
         if waiting and await ledger.get_delivery(self.db, feed_id, day) is None:
@@ -251,22 +326,134 @@ class DigestScheduler:
             )
             log.info("feed %s: %s listing not ready; retrying at %s", feed_id, day, retry_at)
             return Outcome("waiting", detail=f"listing for {day} not available yet")
-        return await self.deliverer.deliver(feed, day)
+        return await self._attempt(feed, day)
+
+    # -- retrying ---------------------------------------------------------------------------
+
+    def _retry_delay(self, attempt: int) -> timedelta:
+        minutes = self.config.delivery.retry_minutes
+        return timedelta(minutes=minutes[min(max(attempt, 1), len(minutes)) - 1])
+
+    def _schedule_retry_job(self, feed_id: int, day: date, at: datetime) -> None:
+        # APScheduler runs on the wall clock and ``at`` is on the bot's clock (the same one
+        # in production; tests run the bot on a settable clock).
+        run_date = utc_now() + max(at - self.clock(), timedelta(0))
+        self.scheduler.add_job(
+            self._track(self.retry_delivery),
+            DateTrigger(run_date=run_date),
+            id=f"delivery-retry:{feed_id}:{day.isoformat()}",
+            name=f"delivery retry of feed {feed_id} for {day}",
+            args=[feed_id, day],
+            **self._job_defaults(),
+        )
+
+    async def retry_delivery(self, feed_id: int, day: date) -> Outcome:
+        """A scheduled retry of a failed delivery."""
+        if self.wait_ready is not None:
+            await self.wait_ready()
+        async with self._slots:
+            feed = await feed_store.get_feed(self.db, feed_id)
+            if feed is None:
+                return Outcome("skipped", detail="feed removed")
+            return await self._attempt(feed, day)
+
+    async def deliver(self, feed: Feed, day: date) -> Outcome:
+        """One delivery attempt; a failure schedules the next one (kept in the store).
+
+        Logs one line per attempt. Retries back off (``delivery.retry_minutes``, the last
+        value repeating) until the delivery lands or ``delivery.deadline_hours`` after its
+        first attempt, when it is marked expired and the server's alert channel is told.
+        """
+        async with self._slots:
+            return await self._attempt(feed, day)
+
+    async def _attempt(self, feed: Feed, day: date) -> Outcome:
+        assert feed.id is not None
+        outcome = await self.deliverer.deliver(feed, day)
+        if outcome.status == "done":
+            log.info(
+                "delivered feed=%s (%s) day=%s attempt %d: %d message(s) sent, %d in all",
+                feed.id,
+                feed.label,
+                day,
+                outcome.attempt,
+                outcome.sent,
+                outcome.total,
+            )
+        if outcome.status != "failed":
+            return outcome
+        delivery = await ledger.get_delivery(self.db, feed.id, day)
+        assert delivery is not None
+        now = self.clock()
+        retry_at = now + self._retry_delay(outcome.attempt)
+        started = delivery.first_attempt_at or now
+        deadline = started + timedelta(hours=self.config.delivery.deadline_hours)
+        if retry_at > deadline:
+            await ledger.finish_delivery(self.db, delivery.id, "expired", outcome.detail)
+            log.error(
+                "delivery feed=%s (%s) day=%s attempt %d failed (%s); giving up: retried for %s h",
+                feed.id,
+                feed.label,
+                day,
+                outcome.attempt,
+                outcome.detail,
+                self.config.delivery.deadline_hours,
+            )
+            await self.deliverer.alert(
+                feed.guild_id,
+                f"⚠️ The paper digest for {day.isoformat()} in <#{feed.channel_id}> could not be"
+                f" posted after {outcome.attempt} attempts ({outcome.detail}). "
+                "`/digest post-now` tries again.",
+            )
+            return replace(outcome, status="expired")
+        await ledger.schedule_retry(self.db, delivery.id, retry_at, outcome.detail)
+        self._schedule_retry_job(feed.id, day, retry_at)
+        log.warning(
+            "delivery feed=%s (%s) day=%s attempt %d failed (%s): %d of %d message(s) sent;"
+            " next attempt at %s",
+            feed.id,
+            feed.label,
+            day,
+            outcome.attempt,
+            outcome.detail,
+            outcome.sent,
+            outcome.total,
+            retry_at.isoformat(timespec="seconds"),
+        )
+        return replace(outcome, retry_at=retry_at)
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def _is_due(self, feed: Feed, day: date, now: datetime) -> bool:
+        """Whether ``day``'s digest of ``feed`` should already be out (not planned ahead)."""
+        return day <= digest_day_for(previous_post_time(feed, now))
 
     async def catch_up(self) -> list[Outcome]:
-        """After downtime: finish interrupted deliveries and post missed digests.
+        """After downtime: finish interrupted deliveries and post missed digests, concurrently.
 
-        Only the most recent post of each feed is considered, only within
-        ``schedule.catchup_hours``, and never from before the feed existed: a new feed
-        does not flood its channel with old days.
+        Every feed recovers at once under the shared pacer (discord.py keeps each channel's
+        own limit). A delivery waiting for a scheduled retry gets its job back. Only the most
+        recent post of each feed is considered, only within ``schedule.catchup_hours``, and
+        never from before the feed existed: a new feed does not flood its channel with old days.
         """
-        outcomes = []
         now = self.clock()
         window = timedelta(hours=self.config.schedule.catchup_hours)
+        work: list[Awaitable[Outcome]] = []
         for delivery in await ledger.unfinished_deliveries(self.db):
             feed = await feed_store.get_feed(self.db, delivery.feed_id)
-            if feed is not None and not feed.paused:
-                outcomes.append(await self.deliverer.deliver(feed, delivery.day))
+            if feed is None or feed.paused or not self._is_due(feed, delivery.day, now):
+                continue
+            if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
+                self._schedule_retry_job(feed.id, delivery.day, delivery.next_attempt_at)
+                log.info(
+                    "feed %s (%s) day %s: retry rescheduled for %s",
+                    feed.id,
+                    feed.label,
+                    delivery.day,
+                    delivery.next_attempt_at.isoformat(timespec="seconds"),
+                )
+                continue
+            work.append(self.deliver(feed, delivery.day))
         for feed in await feed_store.list_feeds(self.db):
             if feed.paused or feed.id is None:
                 continue
@@ -278,5 +465,12 @@ class DigestScheduler:
             if await ledger.get_delivery(self.db, feed.id, digest_day_for(instant)) is not None:
                 continue
             log.info("catching up feed %s (%s) for %s", feed.id, feed.label, instant.isoformat())
-            outcomes.append(await self.run_post(feed.id, instant))
+            work.append(self.run_post(feed.id, instant))
+        results = await asyncio.gather(*work, return_exceptions=True)
+        outcomes = []
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("recovering a delivery failed", exc_info=result)
+            else:
+                outcomes.append(result)
         return outcomes

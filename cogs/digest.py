@@ -17,7 +17,7 @@ from bot.config import parse_hhmm
 from bot.db import feeds as feed_store
 from bot.db import ledger
 from bot.db.feeds import Feed
-from bot.delivery import send_kwargs
+from bot.delivery import Outcome, send_kwargs
 from bot.models import DigestFilters
 from bot.render import digest_messages
 from bot.scheduler import digest_day_for, previous_post_time
@@ -304,6 +304,8 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
             filters["max_papers"] = max_papers
         updated = replace(feed, filters=replace(feed.filters, **filters), **changes)
         updated = await feed_store.save_feed(self.bot.db, replace(updated, origin="command"))
+        # A digest planned ahead with the old settings (nothing sent yet) is planned again.
+        await ledger.discard_unsent_plans(self.bot.db, feed.id)
         if feed.paused:
             await feed_store.set_paused(self.bot.db, feed.id, False)
             updated = replace(updated, paused=False, pause_reason=None)
@@ -384,15 +386,11 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
             feed = replace(feed, paused=False, pause_reason=None)
         for source in feed.sources:
             await self.bot.digests.ensure_fetched(source, when)
-        outcome = await self.bot.deliverer.deliver(feed, when)
-        texts = {
-            "done": f"Posted {outcome.sent} message(s) for {when} in {channel.mention}.",
-            "skipped": f"The digest for {when} was already posted in {channel.mention}.",
-            "paused": f"Could not post: {outcome.detail}. The digest is paused.",
-            "failed": f"Posting failed ({outcome.detail}); it will be retried.",
-        }
+        outcome = await self.bot.digests.deliver(feed, when)
         await interaction.followup.send(
-            texts.get(outcome.status, outcome.detail), ephemeral=True, allowed_mentions=MENTIONS
+            post_now_reply(outcome, when, channel.mention),
+            ephemeral=True,
+            allowed_mentions=MENTIONS,
         )
 
     @app_commands.command(name="status", description="Health of this server's digests")
@@ -406,12 +404,7 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
         lines = []
         for feed in feeds:
             recent = await ledger.recent_deliveries(self.bot.db, feed.id, limit=1)
-            last = (
-                f"last: {recent[0].day} {recent[0].status}"
-                + (f" ({sanitize(recent[0].error or '')})" if recent[0].error else "")
-                if recent
-                else "nothing posted yet"
-            )
+            last = describe_delivery(recent[0]) if recent else "nothing posted yet"
             upcoming = self.bot.digests.next_post(feed.id)
             next_text = (
                 f"next: <t:{int(upcoming.timestamp())}:f>"
@@ -457,6 +450,41 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
         )
         text = f"Alerts go to {channel.mention}." if channel else "Alerts are off."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=MENTIONS)
+
+
+def post_now_reply(outcome: Outcome, when: date, where: str) -> str:
+    """What `/digest post-now` did, truthfully (a failure says when the next attempt is)."""
+    partial = f" ({outcome.sent} of {outcome.total} message(s) sent)" if outcome.sent else ""
+    if outcome.status == "done":
+        return f"Posted {outcome.sent} message(s) for {when} in {where}."
+    if outcome.status == "skipped":
+        return f"The digest for {when} was already posted in {where}."
+    if outcome.status == "paused":
+        return f"Could not post: {sanitize(outcome.detail)}. The digest is paused."
+    if outcome.status == "failed" and outcome.retry_at is not None:
+        return (
+            f"Posting failed{partial}: {sanitize(outcome.detail)}. Retrying automatically; "
+            f"next attempt at <t:{int(outcome.retry_at.timestamp())}:T>."
+        )
+    if outcome.status == "expired":
+        return (
+            f"Posting failed{partial}: {sanitize(outcome.detail)}. The retries have reached "
+            "`delivery.deadline_hours`; run `/digest post-now` again to try once more."
+        )
+    return sanitize(outcome.detail)
+
+
+def describe_delivery(delivery: ledger.Delivery) -> str:
+    """The latest delivery of a feed, for `/digest status`."""
+    error = f" ({sanitize(truncate(delivery.error, 120))})" if delivery.error else ""
+    if delivery.status == "retrying" and delivery.next_attempt_at is not None:
+        return (
+            f"last: {delivery.day} failed{error}, attempt {delivery.attempts}; retrying, "
+            f"next attempt at <t:{int(delivery.next_attempt_at.timestamp())}:T>"
+        )
+    if delivery.status == "expired":
+        return f"last: {delivery.day} gave up after {delivery.attempts} attempts{error}"
+    return f"last: {delivery.day} {delivery.status}{error}"
 
 
 def parse_day_option(text: str) -> date:

@@ -57,6 +57,9 @@ class RecordingDeliverer:
         self.calls.append((feed.id, day))
         return Outcome("done", 1, 1)
 
+    def forget_rendered(self) -> None:
+        """Nothing cached here."""
+
 
 class Clock:
     def __init__(self, now: datetime) -> None:

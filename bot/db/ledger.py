@@ -8,8 +8,9 @@ posted twice and nothing is skipped.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.db.database import Database
@@ -44,6 +45,16 @@ class Delivery:
     status: str
     thread_id: int | None
     error: str | None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    first_attempt_at: datetime | None = None
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _delivery(row) -> Delivery:
@@ -54,7 +65,14 @@ def _delivery(row) -> Delivery:
         status=row["status"],
         thread_id=row["thread_id"],
         error=row["error"],
+        attempts=row["attempts"],
+        next_attempt_at=_instant(row["next_attempt_at"]),
+        first_attempt_at=_instant(row["first_attempt_at"]),
     )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 async def get_delivery(db: Database, feed_id: int, day: date) -> Delivery | None:
@@ -64,6 +82,46 @@ async def get_delivery(db: Database, feed_id: int, day: date) -> Delivery | None
     return _delivery(row) if row else None
 
 
+def _message_rows(feed_id: int, day: date, delivery_id: int, messages: list[PlannedMessage]):
+    return [
+        (
+            delivery_id,
+            message.seq,
+            message.kind,
+            json.dumps(list(message.paper_ids)),
+            json.dumps(message.payload, ensure_ascii=False),
+            f"pb{feed_id}-{day.strftime('%Y%m%d')}-{message.seq}",
+        )
+        for message in messages
+    ]
+
+
+async def plan_deliveries(
+    db: Database, day: date, plans: Sequence[tuple[int, list[PlannedMessage]]]
+) -> int:
+    """Store many feeds' plans for ``day`` in one transaction; existing plans are kept.
+
+    Returns how many new plans were stored. One commit for a thousand feeds instead of a
+    thousand: the minute's fan-out is planned ahead without holding the connection long.
+    """
+    stored = 0
+    async with db.transaction() as conn:
+        for feed_id, messages in plans:
+            cursor = await conn.execute(
+                "INSERT INTO deliveries (feed_id, day) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (feed_id, day.isoformat()),
+            )
+            if cursor.rowcount:
+                stored += 1
+                await conn.executemany(
+                    "INSERT INTO delivery_messages"
+                    " (delivery_id, seq, kind, paper_ids, payload, nonce)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    _message_rows(feed_id, day, cursor.lastrowid, messages),
+                )
+    return stored
+
+
 async def plan_delivery(
     db: Database, feed_id: int, day: date, messages: list[PlannedMessage]
 ) -> Delivery:
@@ -71,31 +129,22 @@ async def plan_delivery(
 
     The first plan wins: a plan is never rebuilt, so a restart sends exactly what was planned.
     """
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
-            "INSERT INTO deliveries (feed_id, day) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (feed_id, day.isoformat()),
-        )
-        if cursor.rowcount:
-            delivery_id = cursor.lastrowid
-            await conn.executemany(
-                "INSERT INTO delivery_messages (delivery_id, seq, kind, paper_ids, payload, nonce)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        delivery_id,
-                        message.seq,
-                        message.kind,
-                        json.dumps(list(message.paper_ids)),
-                        json.dumps(message.payload, ensure_ascii=False),
-                        f"pb{feed_id}-{day.strftime('%Y%m%d')}-{message.seq}",
-                    )
-                    for message in messages
-                ],
-            )
+    await plan_deliveries(db, day, [(feed_id, messages)])
     delivery = await get_delivery(db, feed_id, day)
     assert delivery is not None
     return delivery
+
+
+async def discard_unsent_plans(db: Database, feed_id: int) -> int:
+    """Forget plans of ``feed_id`` that nothing was sent from yet (its settings changed)."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "DELETE FROM deliveries WHERE feed_id = ? AND status = 'planned' AND NOT EXISTS"
+            " (SELECT 1 FROM delivery_messages m WHERE m.delivery_id = deliveries.id"
+            " AND m.status != 'pending')",
+            (feed_id,),
+        )
+        return cursor.rowcount
 
 
 async def ledger_messages(db: Database, delivery_id: int) -> list[LedgerMessage]:
@@ -157,22 +206,47 @@ async def set_thread(db: Database, delivery_id: int, thread_id: int) -> None:
         )
 
 
+async def start_attempt(db: Database, delivery_id: int, now: datetime) -> int:
+    """Count one more delivery attempt (the first one stamps the deadline's start)."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = NULL,"
+            " first_attempt_at = coalesce(first_attempt_at, ?) WHERE id = ?",
+            (_iso(now), delivery_id),
+        )
+    row = await db.fetchone("SELECT attempts FROM deliveries WHERE id = ?", (delivery_id,))
+    return int(row[0]) if row else 0
+
+
 async def finish_delivery(
     db: Database, delivery_id: int, status: str, error: str | None = None
 ) -> None:
-    """``done`` when every message is sent; ``failed`` keeps the rest for a later retry."""
+    """``done`` when every message is sent; ``failed`` (paused) or ``expired`` keep the rest."""
     async with db.transaction() as conn:
         await conn.execute(
-            "UPDATE deliveries SET status = ?, error = ?,"
+            "UPDATE deliveries SET status = ?, error = ?, next_attempt_at = NULL,"
             " finished_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?",
             (status, error, delivery_id),
         )
 
 
+async def schedule_retry(db: Database, delivery_id: int, at: datetime, error: str) -> None:
+    """The delivery failed for now; its next attempt is due ``at`` (kept across restarts)."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE deliveries SET status = 'retrying', error = ?, next_attempt_at = ?"
+            " WHERE id = ?",
+            (error, _iso(at), delivery_id),
+        )
+
+
 async def unfinished_deliveries(db: Database) -> list[Delivery]:
-    """Deliveries that were planned or interrupted and still have messages to send."""
+    """Deliveries that were planned, interrupted or are waiting for a retry.
+
+    ``expired`` ones (retries gave up) are left for a manual ``/digest post-now``.
+    """
     rows = await db.fetchall(
-        "SELECT * FROM deliveries WHERE status != 'done' ORDER BY day, feed_id"
+        "SELECT * FROM deliveries WHERE status NOT IN ('done', 'expired') ORDER BY day, feed_id"
     )
     return [_delivery(row) for row in rows]
 

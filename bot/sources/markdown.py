@@ -37,8 +37,11 @@ COLUMNS = ("Title", "Authors", "Summary", "Classification", "GitHub URLs", "Hugg
 HEADER = "| " + " | ".join(COLUMNS) + " |"
 SEPARATOR = "|-------|---------|---------|----------------|-------------|-----------------|"
 EMPTY = "N/A"
-# Cell values that mean "nothing here".
-_EMPTY_MARKS = frozenset({EMPTY, "NA", "NONE", "-", "—", "NULL", "[]"})
+# Cell values that mean "nothing here", in the spellings real digests use. Matched exactly, not
+# case-folded, so that an author called "Na" stays an author.
+EMPTY_MARKS = frozenset(
+    {EMPTY, "n/a", "NA", "None", "NONE", "none", "-", "—", "Null", "NULL", "null", "[]"}
+)
 
 _DAY_HEADING_RE = re.compile(
     r"^ {0,3}#{1,6}[ \t]+Papers for[ \t]+(\d{4}-\d{2}-\d{2})[ \t#]*$", re.IGNORECASE
@@ -130,7 +133,7 @@ def _is_url(url: str) -> bool:
 def _links(cell: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(urls, dropped)``: the cell's web links, and link targets that are not web URLs."""
     text = _join_wrapped_targets(cell).strip()
-    if not text or text.upper() in _EMPTY_MARKS:
+    if not text or text in EMPTY_MARKS:
         return (), ()
     found = [match["url"] for match in _LINK_RE.finditer(text)]
     if not found:
@@ -153,7 +156,7 @@ def parse_links(cell: str) -> tuple[str, ...]:
 def parse_bullets(cell: str) -> tuple[str, ...]:
     """`` - a - b`` (or ``• a • b``) → ``("a", "b")``; prose without markers → its sentences."""
     text = collapse_ws(fix_mojibake(cell))
-    if not text or text.upper() in _EMPTY_MARKS:
+    if not text or text in EMPTY_MARKS:
         return ()
     if _BULLET_MARK_RE.search(text) is None:
         return split_sentences(text)
@@ -162,7 +165,7 @@ def parse_bullets(cell: str) -> tuple[str, ...]:
 
 def _parse_tags(cell: str, line_no: int) -> tuple[str, ...]:
     text = collapse_ws(cell)
-    if not text or text.upper() in _EMPTY_MARKS or text == "[]":
+    if not text or text in EMPTY_MARKS or text == "[]":
         return ()
     if text.startswith("["):
         value: object = None
@@ -217,7 +220,7 @@ def _parse_title(cell: str, line_no: int) -> tuple[str, int | None, str]:
 
 def _parse_authors(cell: str) -> tuple[str, ...]:
     text = clean_text(cell)
-    if text.upper() in _EMPTY_MARKS:
+    if text in EMPTY_MARKS:
         return ()
     return dedupe([author.strip() for author in text.split(",")])
 

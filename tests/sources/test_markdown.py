@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from bot.errors import InputError
 from bot.models import Listing, Paper, SummarySource
 from bot.sources.markdown import (
+    EMPTY_MARKS,
     HEADER,
     SEPARATOR,
     parse_bullets,
@@ -342,7 +343,8 @@ _BULLET_MARKS = re.compile(r"(?:^|\s)(?:-(?=\s)|•)")
 
 _titles = _TEXT.filter(bool)
 _authors = st.lists(
-    _TEXT.filter(lambda a: a and "," not in a and a.upper() != "N/A"), max_size=5, unique=True
+    # A lone author spelled like the format's empty mark ("N/A", "None") cannot round-trip.
+    _TEXT.filter(lambda a: a and "," not in a and a not in EMPTY_MARKS), max_size=5, unique=True
 )
 _bullets = st.lists(
     _TEXT.filter(lambda b: b and _BULLET_MARKS.search(b + " ") is None), max_size=5, unique=True
@@ -417,3 +419,12 @@ def test_render_then_parse_returns_the_same_fields(
             has_tags = SummarySource.DIGEST if paper.tags else SummarySource.NONE
             assert (paper.bullets_source, paper.tags_source) == (has_bullets, has_tags)
     assert render_markdown_sections(sections) == text
+
+
+def test_an_author_named_like_a_placeholder_in_another_case_stays_an_author() -> None:
+    cells = ["[A paper](https://arxiv.org/abs/2401.00001)", "Na", "- a", "[]", "N/A", "N/A"]
+    [entry] = parse_markdown(_doc(_row(*cells)))
+    assert entry.paper.authors == ("Na",)
+    cells[1] = "None"
+    [empty] = parse_markdown(_doc(_row(*cells)))
+    assert empty.paper.authors == ()
