@@ -10,6 +10,7 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from bot import forget
 from bot.config import Config, FeedConfig
 from bot.db import feeds as feed_store
 from bot.db.database import Database
@@ -127,6 +128,7 @@ class PaperBot(commands.Bot):
         if llm is not None:
             self.digests.after_ingest = self._enrich_new_papers
         self._catch_up_task: asyncio.Task | None = None
+        self._reconcile_lock = asyncio.Lock()
         self._llm_check_task: asyncio.Task | None = None  # the endpoint probe at start
 
     async def _enrich_new_papers(self, new_ids: Sequence[str]) -> None:
@@ -162,8 +164,19 @@ class PaperBot(commands.Bot):
 
             self._llm_check_task = asyncio.create_task(log_probe(self.llm))
 
+    async def reconcile_guilds(self) -> None:
+        """Forget what depends on guilds, channels and roles that went away while the bot
+        was offline (no event told it); then the feed jobs follow. Never raises."""
+        try:
+            async with self._reconcile_lock:
+                if await forget.reconcile(self.db, forget.discord_view(self.guilds)):
+                    await self.digests.sync_feeds()
+        except Exception:
+            log.exception("reconciling the stored feeds with Discord's guilds failed")
+
     async def _catch_up_when_ready(self) -> None:
         await self.wait_until_ready()
+        await self.reconcile_guilds()  # before catching up: no post to a channel that is gone
         try:
             await self.digests.catch_up()
         except Exception:

@@ -1,4 +1,5 @@
-"""Gateway events that take things away: a guild leaving, a channel or role deleted."""
+"""Gateway events that take things away: a guild leaving, a channel or role deleted; and on
+every READY, what went away unseen (``bot.forget.reconcile``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 class ServersCog(commands.Cog):
     def __init__(self, bot: PaperBot) -> None:
         self.bot = bot
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        # After a new session (not a resume) events may have been missed meanwhile.
+        await self.bot.reconcile_guilds()
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

@@ -562,6 +562,39 @@ async def test_files_use_multipart_and_nonces_deduplicate(
     assert [m.content for m in standin.messages_in(channel.id)] == ["with file", "once"]
 
 
+async def test_nonces_are_forgotten_after_their_window(standin: StandIn, bot: StandInBot) -> None:
+    channel = bot.get_channel(standin.text_channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    standin.nonce_ttl = 0.0
+    first = await channel.send("twice", nonce=99)
+    again = await channel.send("twice", nonce=99)
+    assert first.id != again.id and standin.deduplicated_nonces == 0
+
+
+async def test_a_landed_request_can_hang_after_posting(standin: StandIn, bot: StandInBot) -> None:
+    channel = bot.get_channel(standin.text_channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    fault = standin.inject("POST", r"^/channels/\d+/messages$", None, delay=30.0, land=True)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await channel.send("landed")
+    assert fault.used == 1
+    assert [m.content for m in standin.messages_in(channel.id)] == ["landed"]
+    with pytest.raises(ValueError):
+        standin.inject("POST", "x", 500, land=True)
+
+
+async def test_a_guild_outage_hides_the_guild_until_it_is_back(
+    standin: StandIn, bot: StandInBot
+) -> None:
+    guild = standin.guild.id
+    assert await standin.guild_outage(guild) == 1
+    await standin.wait_until(lambda: bot.get_guild(guild).unavailable, what="the outage")
+    assert bot.get_guild(guild) is not None, "an outage is not a removal"
+    assert await standin.guild_outage(guild, down=False) == 1
+    await standin.wait_until(lambda: not bot.get_guild(guild).unavailable, what="the return")
+
+
 async def test_privileged_intents_can_be_refused(standin: StandIn) -> None:
     standin.reject_privileged_intents = True
     intents = discord.Intents.default()

@@ -218,3 +218,38 @@ async def forget_guild(db: Database, guild_id: int) -> Forgotten:
         cursor = await conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
         alert = cursor.rowcount > 0
     return Forgotten(tuple(feeds), subs, alert)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRefs:
+    """What the store holds that depends on one guild's channels and roles."""
+
+    feeds: tuple[Feed, ...] = ()
+    alert_channel: int | None = None
+    roles: frozenset[int] = frozenset()  # roles with subscriptions (tag mentions)
+
+
+async def stored_refs(db: Database) -> dict[int, StoredRefs]:
+    """Every guild the store knows, with the channels and roles it depends on."""
+    feeds: dict[int, list[Feed]] = {}
+    for feed in await list_feeds(db):
+        feeds.setdefault(feed.guild_id, []).append(feed)
+    alerts = {
+        row[0]: row[1]
+        for row in await db.fetchall("SELECT guild_id, alert_channel_id FROM guild_settings")
+    }
+    roles: dict[int, set[int]] = {}
+    for row in await db.fetchall(
+        "SELECT DISTINCT guild_id, subscriber_type, subscriber_id FROM subscriptions"
+    ):
+        held = roles.setdefault(row[0], set())
+        if row[1] == "role":
+            held.add(row[2])
+    return {
+        guild_id: StoredRefs(
+            tuple(feeds.get(guild_id, ())),
+            alerts.get(guild_id),
+            frozenset(roles.get(guild_id, ())),
+        )
+        for guild_id in {*feeds, *alerts, *roles}
+    }

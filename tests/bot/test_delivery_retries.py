@@ -7,7 +7,10 @@ configured short, and every wait is for a condition.
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from bot.db import feeds as feed_store
 from bot.db import ledger
@@ -109,6 +112,42 @@ async def test_a_hung_send_times_out_and_is_resent_only_after_a_history_check(
     assert posts[0].started < history[0].started < posts[1].started, "looked before resending"
     assert any("timed out" in r.getMessage() for r in caplog.records)
     standin.assert_clean(allow=[("POST", MESSAGES.format(channel))])
+
+
+@pytest.mark.parametrize("held", [1.0, math.inf], ids=["answer-after-the-timeout", "no-answer"])
+async def test_a_hung_send_that_landed_is_adopted_from_history_not_posted_twice(
+    standin: StandIn, start_bot, clock, tmp_path, caplog, held
+):
+    """Discord posts the message but its answer comes after the request timeout (or never),
+    and the nonce window has passed: the resend must find the message in the history."""
+    caplog.set_level(logging.INFO, logger="bot.delivery")
+    standin.nonce_ttl = 0.0  # Discord's nonce window is over: a resend would post again
+    channel = standin.text_channel.id
+    config = fast_retries(tmp_path, request_timeout=0.3)
+    config.feeds = [feed(standin.guild.id, channel)]
+    hung = standin.inject("POST", MESSAGES.format(channel), None, count=1, delay=held, land=True)
+    clock.now = datetime(2025, 1, 15, 9, 0, tzinfo=UTC)
+    async with start_bot(config=config) as bot:
+        (stored,) = await feed_store.list_feeds(bot.db)
+        outcome = await bot.digests.run_post(stored.id)
+        messages = await ledger.ledger_messages(
+            bot.db, (await ledger.get_delivery(bot.db, stored.id, DAY)).id
+        )
+    assert hung.used == 1
+    assert outcome.status == "done", outcome
+    assert sorted(posted_paper_ids(standin, channel)) == sorted(SEED_IDS), "once each"
+    posted = standin.messages_in(channel)
+    assert len(posted) == 2
+    assert [m.message_id for m in messages] == [m.id for m in posted], "the landed one adopted"
+    posts = standin.requests_to("POST", MESSAGES.format(channel))
+    history = standin.requests_to("GET", MESSAGES.format(channel))
+    assert len(posts) == 2 and len(history) == 1  # the hung post, the history check, the next
+    assert posts[0].started < history[0].started < posts[1].started
+    assert standin.deduplicated_nonces == 0, "the nonce did not save it"
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("timed out" in line for line in lines)
+    assert any("already posted" in line and "not resending" in line for line in lines)
+    standin.assert_clean()
 
 
 async def test_a_restart_during_a_retry_wait_reschedules_the_retry_from_the_store(

@@ -154,3 +154,147 @@ async def test_digest_status_lists_a_feed_whose_channel_is_gone(
     (alive,) = [line for line in lines if f"<#{standin.text_channel.id}>" in line]
     assert "channel gone" not in alive and "active" in alive
     standin.assert_clean()
+
+
+async def test_what_vanished_while_the_bot_was_offline_is_forgotten_on_start(
+    standin: StandIn, start_bot, tmp_path, caplog
+):
+    """Stopped bot; meanwhile a channel, an alert channel and a role are deleted, the bot is
+    removed from one server and another is in an outage. On start: the first three and the
+    removed server are forgotten (one line each), the server in an outage keeps everything,
+    and a feed declared in config.toml whose channel is gone is listed by /digest status."""
+    caplog.set_level(logging.INFO, logger="bot.forget")
+    home = standin.guild.id
+    doomed = standin.add_text_channel(home, "doomed")
+    alerts = standin.add_text_channel(home, "alerts")
+    declared = standin.add_text_channel(home, "declared")
+    readers = standin.add_role(home, "readers", mentionable=True)
+    writers = standin.add_role(home, "writers", mentionable=True)
+    left = standin.add_guild("Left Lab")
+    left_channel = standin.add_text_channel(left.id, "papers")
+    down = standin.add_guild("Down Lab")
+    down_channel = standin.add_text_channel(down.id, "papers")
+    down_role = standin.add_role(down.id, "fans", mentionable=True)
+    bob = standin.plain_user.id
+    for guild_id in (left.id, down.id):
+        standin.add_member(guild_id, bob)
+    config = make_config(tmp_path / "bot.db")
+    config.feeds = [FeedConfig(guild_id=home, channel_id=declared.id, sources=["digest"])]
+
+    async with start_bot(config=config) as bot:
+        db = bot.db
+        gone = await feed_store.save_feed(db, Feed(guild_id=home, channel_id=doomed.id))
+        kept = await feed_store.save_feed(
+            db, Feed(guild_id=home, channel_id=standin.text_channel.id)
+        )
+        await feed_store.save_feed(db, Feed(guild_id=left.id, channel_id=left_channel.id))
+        down_feed = await feed_store.save_feed(
+            db, Feed(guild_id=down.id, channel_id=down_channel.id)
+        )
+        await feed_store.set_alert_channel(db, home, alerts.id)
+        await feed_store.set_alert_channel(db, down.id, down_channel.id)
+        for role, feed_id in ((readers, kept.id), (writers, kept.id), (writers, gone.id)):
+            await sub_store.add_subscription(
+                db, home, role.id, "tag", "Robotics", subscriber_type="role", feed_id=feed_id
+            )
+        await sub_store.add_subscription(
+            db,
+            down.id,
+            down_role.id,
+            "tag",
+            "Robotics",
+            subscriber_type="role",
+            feed_id=down_feed.id,
+        )
+        for guild_id in (home, left.id, down.id):
+            await sub_store.add_subscription(db, guild_id, bob, "keyword", "diffusion")
+        await bot.digests.sync_feeds()
+    assert not forget_lines(caplog), "nothing is gone yet"
+
+    # While the bot is stopped: no events reach it.
+    standin.world.remove_channel(doomed.id)
+    standin.world.remove_channel(alerts.id)
+    standin.world.remove_channel(declared.id)
+    standin.world.remove_role(home, readers.id)
+    standin.world.remove_guild(left.id)
+    standin.world.remove_role(down.id, down_role.id)  # unseen: the server is unavailable
+    standin.unavailable_guilds.add(down.id)
+
+    async with start_bot(config=config) as bot:
+        assert bot.get_guild(down.id) is not None and bot.get_guild(down.id).unavailable
+
+        async def forgotten() -> bool:
+            return (
+                await feed_store.get_feed(bot.db, gone.id) is None
+                and await feed_store.list_feeds(bot.db, left.id) == []
+                and await feed_store.get_alert_channel(bot.db, home) is None
+                and all(
+                    s.subscriber_id != readers.id
+                    for s in await sub_store.all_for_guild(bot.db, home)
+                )
+            )
+
+        await eventually(forgotten)
+        assert bot.digests.next_post(gone.id) is None
+        assert bot.digests.next_post(kept.id) is not None
+        home_subs = await sub_store.all_for_guild(bot.db, home)
+        assert sorted((s.subscriber_id, s.feed_id) for s in home_subs) == sorted(
+            [(writers.id, kept.id), (bob, None)]
+        )
+        assert await sub_store.all_for_guild(bot.db, left.id) == []
+        # The server in an outage keeps its feed, alert setting and role mention.
+        assert await feed_store.get_feed(bot.db, down_feed.id) is not None
+        assert await feed_store.get_alert_channel(bot.db, down.id) == down_channel.id
+        assert len(await sub_store.all_for_guild(bot.db, down.id)) == 2
+        (declared_feed,) = [
+            f for f in await feed_store.list_feeds(bot.db, home) if f.channel_id == declared.id
+        ]
+
+        await sync_to(bot, home)
+        status = await standin.slash("digest status", user_id=standin.admin_user.id)
+        lines = (await status.wait_callback())["data"]["content"].splitlines()
+        (listed,) = [line for line in lines if f"<#{declared.id}>" in line]
+        assert "channel gone" in listed and "config.toml" in listed
+        assert not [line for line in lines if f"<#{doomed.id}>" in line]
+        assert "No alert channel set." in lines
+        before = len(forget_lines(caplog))
+        await bot.reconcile_guilds()  # again (as on a later READY): nothing more to say
+        assert len(forget_lines(caplog)) == before
+        assert await feed_store.get_feed(bot.db, declared_feed.id) is not None
+
+    lines = forget_lines(caplog)
+    assert len([line for line in lines if f"channel {doomed.id} was deleted" in line]) == 1
+    assert len([line for line in lines if f"channel {alerts.id} was deleted" in line]) == 1
+    assert len([line for line in lines if f"role {readers.id} was deleted" in line]) == 1
+    assert len([line for line in lines if f"left guild {left.id}" in line]) == 1
+    assert len([line for line in lines if f"channel {declared.id} is gone" in line]) == 1
+    assert not [line for line in lines if str(down.id) in line], "an outage forgets nothing"
+    assert len(lines) == 5, lines
+    standin.assert_clean()
+
+
+async def test_a_server_back_from_an_outage_is_reconciled_on_the_next_ready(
+    standin: StandIn, start_bot, caplog
+):
+    """An unavailable server is skipped at start; once a new session sees it again, what
+    vanished meanwhile is forgotten."""
+    caplog.set_level(logging.INFO, logger="bot.forget")
+    down = standin.add_guild("Down Lab")
+    channel = standin.add_text_channel(down.id, "papers")
+    async with start_bot() as bot:
+        stored = await feed_store.save_feed(bot.db, Feed(guild_id=down.id, channel_id=channel.id))
+    standin.world.remove_channel(channel.id)
+    standin.unavailable_guilds.add(down.id)
+    async with start_bot() as bot:
+        await bot.reconcile_guilds()
+        assert await feed_store.get_feed(bot.db, stored.id) is not None
+        standin.unavailable_guilds.discard(down.id)
+        await standin.invalidate_sessions()  # a new session: READY, GUILD_CREATE, on_ready
+
+        async def gone() -> bool:
+            return await feed_store.get_feed(bot.db, stored.id) is None
+
+        await eventually(gone, limit=30)  # discord.py waits 5 s between two IDENTIFYs
+    (line,) = forget_lines(caplog)
+    assert f"channel {channel.id} was deleted" in line
+    standin.assert_clean()

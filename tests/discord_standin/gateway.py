@@ -210,6 +210,8 @@ class GatewayConnection:
         for guild_id in list(world.guilds):
             if not intents & P.INTENT_GUILDS:
                 break
+            if guild_id in standin.unavailable_guilds:
+                continue  # an outage: listed in READY as unavailable, no GUILD_CREATE
             await self.dispatch(
                 "GUILD_CREATE", world.guild_payload(guild_id, include_members=members)
             )

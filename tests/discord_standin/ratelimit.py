@@ -50,6 +50,9 @@ class Fault:
     delay: float = 0.0
     is_global: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    # The request is carried out (a message lands) and only its answer is held for ``delay``
+    # seconds (``math.inf``: until the stand-in stops): a hung-but-landed request.
+    land: bool = False
     used: int = 0
 
     def __post_init__(self) -> None:

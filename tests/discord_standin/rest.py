@@ -448,12 +448,13 @@ class RestApi:
         if nonce is not None and body.get("enforce_nonce"):
             key = (channel.id, self.w.bot_user.id, str(nonce))
             existing = self.w.nonces.get(key)
-            if existing is not None:
+            ttl = self.s.nonce_ttl
+            if existing is not None and (ttl is None or monotonic() - existing[1] < ttl):
                 self.s.deduplicated_nonces += 1
-                return json_response(self.w.message_payload(self.w.messages[existing]))
+                return json_response(self.w.message_payload(self.w.messages[existing[0]]))
         msg = self.w.new_message(channel, self.w.bot_user.id, body, files=files)
         if nonce is not None and body.get("enforce_nonce"):
-            self.w.nonces[(channel.id, self.w.bot_user.id, str(nonce))] = msg.id
+            self.w.nonces[(channel.id, self.w.bot_user.id, str(nonce))] = (msg.id, monotonic())
         await self.s.echo("MESSAGE_CREATE", msg)
         return json_response(self.w.message_payload(msg))
 

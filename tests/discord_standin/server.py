@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -137,6 +138,10 @@ class StandIn:
         self.interactions_by_token: dict[str, InteractionHandle] = {}
         self.command_syncs: list[dict[str, Any]] = []
         self.deduplicated_nonces = 0
+        # Seconds a nonce is remembered (Discord: a few minutes); None: for ever.
+        self.nonce_ttl: float | None = 120.0
+        self.unavailable_guilds: set[int] = set()  # in an outage (see :meth:`guild_outage`)
+        self._released = asyncio.Event()  # set on stop: ends responses held by hanging faults
         self._global_window = Window(*global_limit)
         self._channel_windows: dict[int, Window] = {}
         self._changed = asyncio.Event()
@@ -287,6 +292,16 @@ class StandIn:
         self.world.remove_guild(guild_id)
         return await self.dispatch("GUILD_DELETE", {"id": str(guild_id)})
 
+    async def guild_outage(self, guild_id: int, down: bool = True) -> int:
+        """A guild becomes unavailable (GUILD_DELETE with ``unavailable``; on a new connection
+        READY lists it as unavailable and no GUILD_CREATE follows) or available again
+        (GUILD_CREATE). Nothing is removed from the world."""
+        if down:
+            self.unavailable_guilds.add(guild_id)
+            return await self.dispatch("GUILD_DELETE", {"id": str(guild_id), "unavailable": True})
+        self.unavailable_guilds.discard(guild_id)
+        return await self.dispatch("GUILD_CREATE", self.world.guild_payload(guild_id))
+
     def set_overwrite(
         self,
         channel_id: int,
@@ -338,6 +353,7 @@ class StandIn:
     async def start(self) -> StandIn:
         if self._runner is not None:
             return self
+        self._released.clear()
         self._runner = web.AppRunner(
             self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
@@ -348,6 +364,7 @@ class StandIn:
         return self
 
     async def stop(self) -> None:
+        self._released.set()
         for conn in list(self.connections):
             with contextlib.suppress(Exception):
                 await conn.close(1001, "stand-in stopping")
@@ -813,8 +830,13 @@ class StandIn:
         delay: float = 0.0,
         is_global: bool = False,
         headers: Mapping[str, str] | None = None,
+        land: bool = False,
     ) -> Fault:
         """Answer the next ``count`` matching requests with ``status`` (None: just ``delay``).
+
+        ``land=True`` (with no ``status``): carry the request out (the message is posted), then
+        hold its answer for ``delay`` seconds (``math.inf``: until the stand-in stops), as a
+        request that hangs after Discord acted on it.
 
         ``path_regex`` is searched in the path relative to ``/api/v10`` (e.g.
         ``r"^/channels/\\d+/messages$"``). 429 gets Discord's headers and
@@ -832,7 +854,10 @@ class StandIn:
             delay=delay,
             is_global=is_global,
             headers=dict(headers or {}),
+            land=land,
         )
+        if land and status is not None:
+            raise ValueError("a landed request has no error status")
         self.faults.append(fault)
         return fault
 
@@ -929,9 +954,13 @@ class StandIn:
     async def _process(
         self, request: web.Request, handler: Any, rec: RecordedRequest, route: str | None
     ) -> web.StreamResponse:
+        hold = 0.0
         for fault in self.faults:
             if fault.matches(request.method, rec.path):
                 fault.used += 1
+                if fault.land:
+                    hold = fault.delay
+                    break
                 if fault.status is not None:
                     rec.injected = True
                 if fault.delay:
@@ -958,7 +987,17 @@ class StandIn:
         resp = await handler(request)
         if limit_headers and 200 <= resp.status < 300:
             resp.headers.update(limit_headers)
+        if hold:
+            await self._hold(hold)
         return resp
+
+    async def _hold(self, seconds: float) -> None:
+        """Wait ``seconds`` (``math.inf``: until :meth:`stop`) before answering."""
+        if math.isinf(seconds):
+            await self._released.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._released.wait(), seconds)
 
     def _check_limits(
         self, request: web.Request, route: str, headers: dict[str, str]

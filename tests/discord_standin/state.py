@@ -225,7 +225,7 @@ class World:
         self.bot_user = self.add_user(bot_name, bot=True)
         self.application_id = self.snowflakes()
         self.owner = self.add_user("app-owner")
-        self.nonces: dict[tuple[int, int, str], int] = {}
+        self.nonces: dict[tuple[int, int, str], tuple[int, float]] = {}  # message id, when
 
     # ----------------------------------------------------------------- building the world
     def add_user(self, username: str, *, bot: bool = False, id: int | None = None) -> User:
