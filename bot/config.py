@@ -176,6 +176,7 @@ class FeedConfig:
     exclude_keywords: list[str] = key([])
     min_upvotes: int = key(0, _at_least(0))
     max_papers: int = key(0, _at_least(0))  # 0: digest.max_papers
+    deadline_hours: float = key(0.0, _at_least(0))  # 0: delivery.deadline_hours
 
 
 @dataclass

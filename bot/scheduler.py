@@ -330,6 +330,14 @@ class DigestScheduler:
 
     # -- retrying ---------------------------------------------------------------------------
 
+    def deadline_hours(self, feed: Feed) -> float:
+        """How long a failed delivery of ``feed`` is retried: its own ``deadline_hours`` in
+        config.toml, else ``delivery.deadline_hours``."""
+        for item in self.config.feeds:
+            if item.channel_id == feed.channel_id and item.deadline_hours > 0:
+                return item.deadline_hours
+        return self.config.delivery.deadline_hours
+
     def _retry_delay(self, attempt: int) -> timedelta:
         minutes = self.config.delivery.retry_minutes
         return timedelta(minutes=minutes[min(max(attempt, 1), len(minutes)) - 1])
@@ -361,8 +369,9 @@ class DigestScheduler:
         """One delivery attempt; a failure schedules the next one (kept in the store).
 
         Logs one line per attempt. Retries back off (``delivery.retry_minutes``, the last
-        value repeating) until the delivery lands or ``delivery.deadline_hours`` after its
-        first attempt, when it is marked expired and the server's alert channel is told.
+        value repeating) until the delivery lands or the feed's deadline (``deadline_hours``
+        of the feed in config.toml, else ``delivery.deadline_hours``) after its first attempt,
+        when it is marked expired and the server's alert channel is told.
         """
         async with self._slots:
             return await self._attempt(feed, day)
@@ -387,7 +396,8 @@ class DigestScheduler:
         now = self.clock()
         retry_at = now + self._retry_delay(outcome.attempt)
         started = delivery.first_attempt_at or now
-        deadline = started + timedelta(hours=self.config.delivery.deadline_hours)
+        hours = self.deadline_hours(feed)
+        deadline = started + timedelta(hours=hours)
         if retry_at > deadline:
             await ledger.finish_delivery(self.db, delivery.id, "expired", outcome.detail)
             log.error(
@@ -397,7 +407,7 @@ class DigestScheduler:
                 day,
                 outcome.attempt,
                 outcome.detail,
-                self.config.delivery.deadline_hours,
+                hours,
             )
             await self.deliverer.alert(
                 feed.guild_id,

@@ -240,6 +240,37 @@ async def test_retries_stop_at_the_deadline_with_one_alert(
     assert standin.messages_in(channel) == []
 
 
+async def test_a_feed_s_own_deadline_overrides_the_global_one(
+    standin: StandIn, start_bot, clock, tmp_path
+):
+    """Two feeds in the same outage, retried every 30 minutes: one declares
+    deadline_hours = 0.25 and gives up after its first attempt; the other keeps the global
+    1 h and retries on."""
+    short, long = standin.text_channel.id, standin.other_channel.id
+    config = fast_retries(tmp_path, retry_minutes=(30,), deadline_hours=1.0)
+    config.feeds = [
+        feed(standin.guild.id, short, deadline_hours=0.25),
+        feed(standin.guild.id, long),
+    ]
+    for channel in (short, long):
+        standin.inject("POST", MESSAGES.format(channel), 503, count=None)
+    start = datetime(2025, 1, 15, 9, 0, tzinfo=UTC)
+    clock.now = start
+    async with start_bot(config=config) as bot:
+        by_channel = {f.channel_id: f for f in await feed_store.list_feeds(bot.db)}
+        assert bot.digests.deadline_hours(by_channel[short]) == 0.25
+        assert bot.digests.deadline_hours(by_channel[long]) == 1.0
+        first = [await bot.digests.retry_delivery(by_channel[c].id, DAY) for c in (short, long)]
+        assert [o.status for o in first] == ["expired", "failed"]
+        clock.now = start + timedelta(minutes=30)
+        again = await bot.digests.retry_delivery(by_channel[long].id, DAY)
+        assert again.status == "failed" and again.retry_at == start + timedelta(minutes=60)
+        gave_up = await ledger.get_delivery(bot.db, by_channel[short].id, DAY)
+        going = await ledger.get_delivery(bot.db, by_channel[long].id, DAY)
+    assert gave_up.status == "expired" and gave_up.attempts == 1
+    assert going.status == "retrying" and going.attempts == 2
+
+
 async def test_catch_up_recovers_feeds_concurrently(
     standin: StandIn, start_bot, clock, tmp_path, store
 ):
