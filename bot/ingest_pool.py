@@ -15,13 +15,15 @@ import multiprocessing
 import os
 import queue
 from collections.abc import Iterator
+from dataclasses import fields
 from multiprocessing.process import BaseProcess
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from bot.errors import InputError, PaperbotError
 from bot.ingest import prepare
-from bot.models import Entry
+from bot.models import Entry, Listing, Paper
 from bot.sources.jsonl import entries_of_chunk, file_label, iter_line_chunks, log_skipped
 
 CHUNK_LINES = 1000
@@ -32,6 +34,22 @@ MIN_POOL_BYTES = 4 << 20
 _POLL_SECONDS = 0.5  # how often a wait for a chunk checks that its worker is still alive
 
 _CHUNK, _END, _ERROR, _FAILED = "chunk", "end", "error", "failed"
+
+# Entries cross the queue as plain tuples: pickling a frozen dataclass with slots calls
+# Python code per object and field on both sides, a tuple of its fields does not.
+_Packed = tuple[tuple[Any, ...], tuple[Any, ...] | None]
+_paper_fields = attrgetter(*(field.name for field in fields(Paper)))
+_listing_fields = attrgetter(*(field.name for field in fields(Listing)))
+
+
+def _pack(entry: Entry) -> _Packed:
+    listing = entry.listing
+    return _paper_fields(entry.paper), None if listing is None else _listing_fields(listing)
+
+
+def _unpack(packed: _Packed) -> Entry:
+    paper, listing = packed
+    return Entry(Paper(*paper), None if listing is None else Listing(*listing))
 
 
 def worker_count() -> int:
@@ -60,7 +78,7 @@ def _work(path: str, index: int, workers: int, lines: int, out: multiprocessing.
             if number % workers == index:
                 skipped: list[int] = []
                 entries = prepare(entries_of_chunk(chunk, label, skipped))
-                out.put((_CHUNK, entries, skipped))
+                out.put((_CHUNK, [_pack(entry) for entry in entries], skipped))
         out.put((_END, None, None))
     except InputError as exc:
         out.put((_ERROR, str(exc), None))
@@ -141,7 +159,7 @@ class PreparedChunks:
         if skipped:
             self._first_skipped = self._first_skipped or skipped[0]
             self._skipped += len(skipped)
-        return payload
+        return [_unpack(packed) for packed in payload]
 
     def _get(self, worker: int) -> tuple[str, Any, Any]:
         out, process = self._queues[worker], self._processes[worker]

@@ -35,7 +35,7 @@ from bot.models import (
     merge_papers,
     split_arxiv_id,
 )
-from bot.sources.text import clean_text, dedupe, parse_iso_day, split_sentences
+from bot.sources.text import clean_text, clean_texts, dedupe, parse_iso_day, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def _str_list(value: Any, name: str, *, clean: bool = True) -> tuple[str, ...]:
         raise InputError(f"'{name}' must be a list of strings")
     if not clean:
         return tuple(value)
-    return dedupe([clean_text(item) for item in value])
+    return dedupe(clean_texts(value))
 
 
 def _optional_int(value: Any, name: str) -> int | None:
