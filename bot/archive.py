@@ -10,9 +10,10 @@ reasons (each file in its own savepoint).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import aiosqlite
@@ -21,7 +22,8 @@ from bot.db.database import Database
 from bot.db.digests import digest_days, digest_rows, record_digest_days
 from bot.db.papers import listed_days, papers_for_day
 from bot.errors import InputError, PaperbotError
-from bot.ingest import ingest_stream
+from bot.ingest import ingest_prepared, ingest_stream
+from bot.ingest_pool import PreparedChunks, use_pool
 from bot.models import Entry, Listing, Paper
 from bot.sources.detect import LoadedFile, is_streamed, load, stream_file
 from bot.sources.markdown import SOURCE as DIGEST_SOURCE
@@ -67,6 +69,14 @@ class _Tracked:
     def __init__(self, item: FileImport) -> None:
         self.item = item
         self.days: set[date] = set()
+
+    def track_chunks(self, next_chunk: Callable[[], list[Entry] | None]) -> list[Entry] | None:
+        """``next_chunk()``, tracked."""
+        chunk = next_chunk()
+        if chunk is not None:
+            for _ in self.track(chunk):
+                pass
+        return chunk
 
     def track(self, entries: Iterable[Entry]) -> Iterator[Entry]:
         for entry in entries:
@@ -116,12 +126,19 @@ async def _store_one(
     tracked = _Tracked(item)
     await conn.execute("SAVEPOINT import_file")
     try:
-        if content is None:
-            entries: Iterable[Entry] = stream_file(Path(item.name))
+        if content is None and use_pool(Path(item.name)):
+            # A large JSON Lines file: parsed and derived by worker processes meanwhile.
+            with PreparedChunks(Path(item.name)) as chunks:
+                next_chunk = partial(tracked.track_chunks, chunks.next_chunk)
+                result = await ingest_prepared(conn, next_chunk)
             digest = {}
         else:
-            entries, digest = content.entries, content.digest_days
-        result = await ingest_stream(conn, tracked.track(entries))
+            if content is None:
+                entries: Iterable[Entry] = stream_file(Path(item.name))
+                digest = {}
+            else:
+                entries, digest = content.entries, content.digest_days
+            result = await ingest_stream(conn, tracked.track(entries))
         await record_digest_days(conn, digest)
     except PaperbotError as exc:
         await conn.execute("ROLLBACK TO import_file")

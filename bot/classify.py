@@ -460,6 +460,10 @@ _NOT_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if _WORD_RE.full
 _LITERAL_CHARS = frozenset(string.ascii_letters + string.digits + " -")
 # A match holds only word characters, spaces and hyphens, so it lies between two of these.
 _SEPARATOR_RE = re.compile(r"[^\w -]")
+# The same for ASCII text, as a translation table (one C pass, no match objects).
+_ASCII_SEPARATORS = str.maketrans(
+    {c: "\0" for c in map(chr, range(128)) if _SEPARATOR_RE.fullmatch(c) is not None}
+)
 
 
 def _fold(text: str) -> str:
@@ -556,12 +560,14 @@ class _Text:
         self.words = _fold_words(self.folded)
         self._marked: str | None = None  # raw with each separator replaced by "\0"
 
-    def segment_at(self, index: int) -> tuple[int, int]:
-        """The start and end of the segment holding position ``index`` (not a separator)."""
+    def marked(self) -> str:
+        """The raw text with each separator replaced by "\\0" (made once, when first needed)."""
         if self._marked is None:  # one C-level pass instead of a list of every separator
-            self._marked = _SEPARATOR_RE.sub("\0", self.raw)
-        end = self._marked.find("\0", index)
-        return self._marked.rfind("\0", 0, index) + 1, len(self.raw) if end < 0 else end
+            raw = self.raw
+            self._marked = (
+                raw.translate(_ASCII_SEPARATORS) if raw.isascii() else _SEPARATOR_RE.sub("\0", raw)
+            )
+        return self._marked
 
 
 class _Need(NamedTuple):
@@ -600,15 +606,18 @@ class _Matcher:
         ``needs`` limits the search to some of the patterns' needs (the others must be unmet).
         """
         segments: set[tuple[int, int]] = set()
+        have = text.words
         for words, exact, first, others in self.needs if needs is None else needs:
-            if not words <= text.words:
+            if not words <= have:
                 continue
             haystack = text.raw if exact else text.folded
             found = haystack.find(first)
-            if found < 0 or any(run not in haystack for run in others):
+            if found < 0 or (others and any(run not in haystack for run in others)):
                 continue
-            while found >= 0:
-                segments.add(text.segment_at(found))
+            while found >= 0:  # the segment around each occurrence of the first run
+                marked = text.marked()
+                end = marked.find("\0", found)
+                segments.add((marked.rfind("\0", 0, found) + 1, len(marked) if end < 0 else end))
                 found = haystack.find(first, found + 1)
         return segments
 
@@ -642,15 +651,30 @@ _NEEDS_BY_WORD, _NEEDS_BY_RUN = _index_needs()
 _TRIGGER_WORDS: frozenset[str] = frozenset(_NEEDS_BY_WORD)
 
 
+def _group_runs(exact: bool) -> tuple[tuple[str, tuple[_Trigger, ...]], ...]:
+    """The needs filed by their first run (sought once per text), for runs sought as is or
+    folded."""
+    grouped: dict[str, list[_Trigger]] = {}
+    for index, need in _NEEDS_BY_RUN:
+        if need.exact == exact:
+            grouped.setdefault(need.first, []).append((index, need))
+    return tuple((run, tuple(triggers)) for run, triggers in grouped.items())
+
+
+_RUNS_EXACT, _RUNS_FOLDED = _group_runs(True), _group_runs(False)
+
+
 def _candidates(text: _Text) -> list[tuple[int, list[_Need]]]:
     """The matchers whose patterns ``text`` could meet, in rule order, with those needs."""
     found: dict[int, list[_Need]] = {}
     for word in text.words & _TRIGGER_WORDS:
         for index, need in _NEEDS_BY_WORD[word]:
             found.setdefault(index, []).append(need)
-    for index, need in _NEEDS_BY_RUN:
-        if need.first in (text.raw if need.exact else text.folded):
-            found.setdefault(index, []).append(need)
+    for haystack, runs in ((text.raw, _RUNS_EXACT), (text.folded, _RUNS_FOLDED)):
+        for run, triggers in runs:
+            if run in haystack:
+                for index, need in triggers:
+                    found.setdefault(index, []).append(need)
     return sorted(found.items())
 
 
@@ -666,8 +690,9 @@ def _rule_score(
     if not segments:
         return 0.0
     hits = [0, 0, 0]
+    findall, raw = matcher.regex.findall, text.raw
     for start, end in segments:
-        hits[bisect_right(starts, start) - 1] += len(matcher.regex.findall(text.raw, start, end))
+        hits[bisect_right(starts, start) - 1] += len(findall(raw, start, end))
     title, keywords, abstract = hits
     score = _TITLE_WEIGHT * min(title, 1)
     score += _KEYWORDS_WEIGHT * min(keywords, 1)

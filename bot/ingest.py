@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from itertools import islice
+import asyncio
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, islice
 
 import aiosqlite
 
@@ -42,4 +43,38 @@ async def ingest_stream(
     source = iter(entries)
     while batch := prepare(islice(source, batch_size)):
         await upsert_batch(conn, batch, result)
+    return result
+
+
+def _rebatch(chunks: Iterable[list[Entry]], size: int) -> Iterator[list[Entry]]:
+    """Chunks of any length as batches of ``size`` (the last may be shorter)."""
+    entries = chain.from_iterable(chunks)
+    while batch := list(islice(entries, size)):
+        yield batch
+
+
+async def ingest_prepared(
+    conn: aiosqlite.Connection,
+    next_chunk: Callable[[], list[Entry] | None],
+    result: UpsertResult | None = None,
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> UpsertResult:
+    """Store already prepared chunks (``next_chunk()`` until None) as :func:`ingest_stream`
+    does: the same batches, inside the caller's transaction.
+
+    ``next_chunk`` blocks (on a worker process, see :mod:`bot.ingest_pool`), so it runs in a
+    thread, fetching the next batch while SQLite stores this one.
+    """
+    result = UpsertResult() if result is None else result
+    batches = _rebatch(iter(next_chunk, None), batch_size)
+    loop = asyncio.get_running_loop()
+    pending = loop.run_in_executor(None, next, batches, None)
+    try:
+        while (batch := await pending) is not None:
+            pending = loop.run_in_executor(None, next, batches, None)
+            await upsert_batch(conn, batch, result)
+    finally:
+        if not pending.done():  # storing failed: the caller stops the workers, then this ends
+            pending.add_done_callback(lambda future: future.exception())
     return result

@@ -14,7 +14,6 @@ ZWSP = "\u200b"  # zero-width space: breaks a mention without changing how it re
 
 # C0/C1 control characters except tab and newline, plus lone surrogates (not valid UTF-8).
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_SPACES_RE = re.compile(r"\s+")
 _HORIZONTAL_SPACES_RE = re.compile(r"[^\S\n]+")
 
 # @everyone / @here ping even inside words; Discord matches them case-sensitively, we do not.
@@ -43,7 +42,8 @@ def clean(text: str) -> str:
 
 def one_line(text: str) -> str:
     """:func:`clean` and collapse every run of whitespace (newlines too) to one space."""
-    return _SPACES_RE.sub(" ", clean(text)).strip()
+    # str.split() splits on exactly what the regex \s matches (str.isspace): one C pass.
+    return " ".join(clean(text).split())
 
 
 def tidy_lines(text: str) -> str:

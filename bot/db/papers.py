@@ -35,8 +35,12 @@ class UpsertResult:
     fresh_ids: set[str] = field(default_factory=set, repr=False)  # new_ids, for lookups
 
 
+# What json.dumps(..., ensure_ascii=False) builds on every call, built once.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _dump(values: Sequence[str]) -> str:
-    return json.dumps(list(values), ensure_ascii=False)
+    return _ENCODE(list(values)) if values else "[]"
 
 
 def _load(text: str | None) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from bot.models import (
     merge_papers,
     split_arxiv_id,
 )
-from bot.sources.text import clean_text, dedupe, parse_iso_day, split_sentences
+from bot.sources.text import clean_text, clean_texts, dedupe, parse_iso_day, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def _str_list(value: Any, name: str, *, clean: bool = True) -> tuple[str, ...]:
         raise InputError(f"'{name}' must be a list of strings")
     if not clean:
         return tuple(value)
-    return dedupe([clean_text(item) for item in value])
+    return dedupe(clean_texts(value))
 
 
 def _optional_int(value: Any, name: str) -> int | None:
@@ -290,9 +290,11 @@ def record_to_entries(record: Any) -> list[Entry]:
     raise InputError("the record has neither 'arxiv_id' (backup) nor 'id' (corpus)")
 
 
-def _iter_lines(lines: Iterable[str | bytes], label: str, *, strict: bool) -> Iterator[Entry]:
-    skipped: list[int] = []
-    for line_no, raw in enumerate(lines, start=1):
+def _entries_of_lines(
+    numbered: Iterable[tuple[int, str | bytes]], label: str, *, strict: bool, skipped: list[int]
+) -> Iterator[Entry]:
+    """The entries of numbered lines; line numbers of skipped records go to ``skipped``."""
+    for line_no, raw in numbered:
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode("utf-8")
@@ -313,13 +315,20 @@ def _iter_lines(lines: Iterable[str | bytes], label: str, *, strict: bool) -> It
             skipped.append(line_no)
         except InputError as exc:
             raise InputError(f"{label}line {line_no}: {exc}") from None
+
+
+def log_skipped(label: str, count: int, first: int) -> None:
+    """One log line for the records of a file that were skipped (ids that are not arXiv's)."""
+    log.info(
+        "%sskipped %d record(s) without an arXiv id (first at line %d)", label, count, first
+    )
+
+
+def _iter_lines(lines: Iterable[str | bytes], label: str, *, strict: bool) -> Iterator[Entry]:
+    skipped: list[int] = []
+    yield from _entries_of_lines(enumerate(lines, start=1), label, strict=strict, skipped=skipped)
     if skipped:
-        log.info(
-            "%sskipped %d record(s) without an arXiv id (first at line %d)",
-            label,
-            len(skipped),
-            skipped[0],
-        )
+        log_skipped(label, len(skipped), skipped[0])
 
 
 def parse_jsonl(lines: Iterable[str | bytes], *, strict: bool = False) -> list[Entry]:
@@ -339,6 +348,26 @@ def _open_text(path: Path) -> io.TextIOBase:
     return typing.cast(io.TextIOBase, path.open("r", encoding="utf-8"))
 
 
+def file_label(path: str | Path) -> str:
+    """How errors about a file's lines start: ``"PATH: "``."""
+    return f"{Path(path)}: "
+
+
+def _open_file(path: Path) -> io.TextIOBase:
+    try:
+        return _open_text(path)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _unreadable(label: str, exc: BaseException) -> InputError:
+    # gzip.BadGzipFile is an OSError; a truncated file ends in EOFError.
+    return InputError(f"{label}unreadable ({type(exc).__name__}: {exc})")
+
+
+_READ_ERRORS = (OSError, EOFError, UnicodeDecodeError)
+
+
 def iter_jsonl_file(path: str | Path, *, strict: bool = False) -> Iterator[Entry]:
     """Stream the entries of a plain or gzipped JSON Lines file (detected by content).
 
@@ -346,17 +375,43 @@ def iter_jsonl_file(path: str | Path, *, strict: bool = False) -> Iterator[Entry
     been yielded: import inside a transaction, or use :func:`read_jsonl_file`.
     """
     path = Path(path)
-    label = f"{path}: "
-    try:
-        handle = _open_text(path)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    with handle:
+    label = file_label(path)
+    with _open_file(path) as handle:
         try:
             yield from _iter_lines(handle, label, strict=strict)
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
-            # gzip.BadGzipFile is an OSError; a truncated file ends in EOFError.
-            raise InputError(f"{label}unreadable ({type(exc).__name__}: {exc})") from exc
+        except _READ_ERRORS as exc:
+            raise _unreadable(label, exc) from exc
+
+
+def iter_line_chunks(path: str | Path, size: int) -> Iterator[list[tuple[int, str]]]:
+    """A JSON Lines file's lines, numbered from 1, ``size`` at a time, for
+    :func:`entries_of_chunk`. A read error comes after the lines read before it, where
+    :func:`iter_jsonl_file` raises it."""
+    path = Path(path)
+    chunk: list[tuple[int, str]] = []
+    with _open_file(path) as handle:
+        try:
+            for numbered in enumerate(typing.cast(Iterable[str], handle), start=1):
+                chunk.append(numbered)
+                if len(chunk) == size:
+                    yield chunk
+                    chunk = []
+        except _READ_ERRORS as exc:
+            error: InputError | None = _unreadable(file_label(path), exc)
+        else:
+            error = None
+    if chunk:
+        yield chunk
+    if error is not None:
+        raise error
+
+
+def entries_of_chunk(
+    chunk: Iterable[tuple[int, str]], label: str, skipped: list[int]
+) -> list[Entry]:
+    """The entries of numbered lines from :func:`iter_line_chunks`, as
+    :func:`iter_jsonl_file` (not strict) reads them; skipped records' lines go to ``skipped``."""
+    return list(_entries_of_lines(chunk, label, strict=False, skipped=skipped))
 
 
 def read_jsonl_file(path: str | Path, *, strict: bool = False) -> list[Entry]:

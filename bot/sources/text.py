@@ -48,6 +48,13 @@ def clean_text(text: str) -> str:
     return collapse_ws(fix_mojibake(text))
 
 
+def clean_texts(items: list[str]) -> list[str]:
+    """:func:`clean_text` of each item; one look for mojibake covers them all (author lists)."""
+    if _MOJIBAKE_HINT_RE.search("".join(items)):  # a hint is one character: none is hidden
+        return [clean_text(item) for item in items]
+    return [" ".join(item.split()) for item in items]
+
+
 # Words after which a full stop does not end a sentence.
 _ABBREVIATIONS = frozenset(
     {"e.g", "i.e", "al", "etc", "vs", "cf", "fig", "figs", "eq", "eqs", "approx", "resp", "no",
