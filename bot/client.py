@@ -16,7 +16,7 @@ from bot.db import feeds as feed_store
 from bot.db.database import Database
 from bot.db.feeds import Feed
 from bot.delivery import Deliverer, MentionPlanner
-from bot.embeddings import Embedder, embed_missing
+from bot.embeddings import Embedder, embed_new
 from bot.enrich import enrich_ids
 from bot.feeds import feed_filters
 from bot.fetch import Fetcher
@@ -125,15 +125,25 @@ class PaperBot(commands.Bot):
         )
         self.digests = DigestScheduler(db, config, self.fetcher, self.deliverer, clock=clock)
         self.digests.wait_ready = self.wait_until_ready
-        if llm is not None:
+        if llm is not None or embedder is not None:
             self.digests.after_ingest = self._enrich_new_papers
         self._catch_up_task: asyncio.Task | None = None
         self._reconcile_lock = asyncio.Lock()
         self._llm_check_task: asyncio.Task | None = None  # the endpoint probe at start
 
     async def _enrich_new_papers(self, new_ids: Sequence[str]) -> None:
-        """LLM summaries, labels and embeddings for newly stored papers; never blocks a digest."""
-        assert self.llm is not None
+        """Embeddings, LLM summaries and labels for newly stored papers; never blocks a digest.
+
+        Embedding comes first: it is local and fast, so /ask finds new papers by meaning
+        at once even when the LLM is slow or down."""
+        if self.embedder is not None:
+            try:
+                embedded = await embed_new(self.db, self.embedder, list(new_ids))
+                log.info("embedded %d new papers with %s", embedded, self.embedder.name)
+            except Exception:
+                log.exception("embedding new papers failed; `paperbot embed` catches up")
+        if self.llm is None:
+            return
         try:
             report = await enrich_ids(self.db, self.llm, list(new_ids))
             log.info(
@@ -142,8 +152,6 @@ class PaperBot(commands.Bot):
                 report.failed,
                 report.tokens,
             )
-            if self.embedder is not None:
-                await embed_missing(self.db, self.embedder)
         except Exception:
             log.exception("enrichment of new papers failed; the non-LLM summaries stay")
 

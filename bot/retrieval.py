@@ -9,6 +9,7 @@ similarity too, and the two rankings are fused (RRF). Without one, it is bm25 al
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -19,8 +20,8 @@ from datetime import date
 from bot.classify import normalize_label
 from bot.db.database import Database
 from bot.db.papers import get_paper, paper_from_row
-from bot.embeddings import BaseEmbedder, Embedder, VectorIndex, ensure_embeddings
-from bot.llm import LLMUnavailable
+from bot.embeddings import BaseEmbedder, Embedder, Vector, VectorIndex, ensure_embeddings
+from bot.errors import PaperbotError
 from bot.models import InvalidPaperId, Paper, split_arxiv_id
 
 log = logging.getLogger(__name__)
@@ -135,27 +136,47 @@ async def _allowed_ids(db: Database, clauses: list[str], params: list) -> set[in
     return {int(row[0]) for row in rows}
 
 
+def _index(db: Database, embedder: Embedder) -> VectorIndex:
+    if isinstance(embedder, BaseEmbedder):
+        return embedder.index_for(db)
+    return VectorIndex(embedder.name)
+
+
+async def _prepare_vectors(db: Database, embedder: Embedder, question: str) -> Vector | None:
+    """The question's vector, with the stored vectors loaded; None if the embedder fails."""
+    try:
+        # The model loads while the stored vectors do (each in its own thread).
+        query, _ = await asyncio.gather(
+            embedder.embed_query(question), _index(db, embedder).refresh(db)
+        )
+    except (PaperbotError, ImportError, OSError, RuntimeError) as exc:  # LLMUnavailable too
+        log.warning("vector retrieval skipped: %s", exc)
+        return None
+    return query
+
+
 async def _vector(
     db: Database,
     embedder: Embedder,
-    question: str,
+    prepared: asyncio.Future,
     bm25_ids: Sequence[int],
     allowed: set[int] | None,
     limit: int,
-) -> list[tuple[int, float]]:
-    """``(papers.id, cosine)`` best first; [] if the embedder fails (bm25 carries on)."""
+) -> tuple[list[tuple[int, float]], Vector | None, VectorIndex | None]:
+    """``(papers.id, cosine)`` best first, the question's vector and the index searched;
+    nothing if the embedder fails (bm25 carries on)."""
+    query = await prepared
+    if query is None:
+        return [], None, None
+    index = _index(db, embedder)
     try:
         # New papers found by bm25 but not embedded yet get their vector now (bounded).
         await ensure_embeddings(db, embedder, list(bm25_ids[:EMBED_ON_THE_FLY]))
-        query = await embedder.embed_query(question)
-    except (LLMUnavailable, ImportError, OSError, RuntimeError) as exc:
-        log.warning("vector retrieval skipped: %s", exc)
-        return []
-    index = (
-        embedder.index_for(db) if isinstance(embedder, BaseEmbedder) else VectorIndex(embedder.name)
-    )
-    await index.refresh(db)
-    return index.search(query, limit, allowed)
+    except (PaperbotError, ImportError, OSError, RuntimeError) as exc:
+        log.warning("new papers not embedded: %s", exc)
+    if not isinstance(embedder, BaseEmbedder):
+        await index.refresh(db)
+    return await index.search_async(query, limit, allowed), query, index
 
 
 async def _term_coverage(
@@ -181,6 +202,32 @@ def _enough_terms(coverage: float, n_terms: int) -> bool:
     matched = round(coverage * n_terms)
     needed = max(1 if n_terms < 2 else 2, math.ceil(0.5 * n_terms))
     return matched >= needed
+
+
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """Whether a retrieved paper is on topic: its cosine to the question is high, or enough
+    of the question's words are in it and its cosine is not low. Without vectors, the words
+    alone decide. The embedder's thresholds are calibrated by ``bench/bench_retrieval.py``."""
+
+    alone: float | None = None  # cosine that suffices
+    with_terms: float | None = None  # cosine needed besides the words
+
+    @classmethod
+    def of(cls, embedder: Embedder | None) -> _Gate:
+        if embedder is None:
+            return cls()
+        return cls(
+            getattr(embedder, "min_similarity", 0.3),
+            getattr(embedder, "min_similarity_with_terms", 0.0),
+        )
+
+    def relevant(self, similarity: float | None, enough_terms: bool) -> bool:
+        if self.alone is None or similarity is None:
+            return enough_terms
+        if similarity >= self.alone:
+            return True
+        return enough_terms and similarity >= (self.with_terms or 0.0)
 
 
 async def retrieve(
@@ -213,15 +260,27 @@ async def retrieve(
     clauses, params = _filters(tag, since, paper_rowid)
     terms = question_terms(question)
     fts = fts_or_query(terms)
-    bm25 = await _bm25(db, fts, clauses, params, CANDIDATES) if fts else []
+    # The question's vector (and, the first time, the model and the stored vectors) loads
+    # in worker threads while bm25 runs.
+    prepared: asyncio.Task | None = None
+    if embedder is not None and question.strip():
+        prepared = asyncio.ensure_future(_prepare_vectors(db, embedder, question))
+    try:
+        bm25 = await _bm25(db, fts, clauses, params, CANDIDATES) if fts else []
+    except BaseException:
+        if prepared is not None:
+            prepared.cancel()
+        raise
     papers: dict[int, Paper] = {pid: paper for pid, paper, _ in bm25}
     bm25_rank = {pid: rank for rank, (pid, _, _) in enumerate(bm25, start=1)}
 
     vector: list[tuple[int, float]] = []
-    if embedder is not None and question.strip():
+    query: Vector | None = None
+    index: VectorIndex | None = None
+    if embedder is not None and prepared is not None:
         allowed = await _allowed_ids(db, clauses, params)
-        vector = await _vector(
-            db, embedder, question, [pid for pid, _, _ in bm25], allowed, CANDIDATES
+        vector, query, index = await _vector(
+            db, embedder, prepared, [pid for pid, _, _ in bm25], allowed, CANDIDATES
         )
     vector_rank = {pid: rank for rank, (pid, _) in enumerate(vector, start=1)}
     similarity = dict(vector)
@@ -229,8 +288,9 @@ async def retrieve(
     fused: dict[int, float] = {}
     for pid, rank in bm25_rank.items():
         fused[pid] = fused.get(pid, 0.0) + 1.0 / (RRF_K + rank)
+    weight = getattr(embedder, "fusion_weight", 1.0)
     for pid, rank in vector_rank.items():
-        fused[pid] = fused.get(pid, 0.0) + 1.0 / (RRF_K + rank)
+        fused[pid] = fused.get(pid, 0.0) + weight / (RRF_K + rank)
     if pinned is not None and paper_rowid not in fused:
         fused[paper_rowid] = 0.0
         papers[paper_rowid] = pinned
@@ -242,7 +302,12 @@ async def retrieve(
         for row in await db.fetchall(f"SELECT * FROM papers WHERE id IN ({marks})", missing):
             papers[int(row["id"])] = paper_from_row(row)
     coverage = await _term_coverage(db, terms, best)
-    threshold = getattr(embedder, "min_similarity", 0.3) if embedder is not None else None
+    if index is not None and query is not None:
+        # bm25-only papers have no cosine from the vector ranking: the gate needs one.
+        unknown = [pid for pid in best if pid not in similarity]
+        if unknown:
+            similarity.update(index.similarities(query, unknown))
+    gate = _Gate.of(embedder if index is not None else None)
 
     results = []
     for pid in best:
@@ -250,11 +315,7 @@ async def retrieve(
             continue
         sim = similarity.get(pid)
         cov = coverage.get(pid, 0.0)
-        relevant = (
-            pid == paper_rowid
-            or _enough_terms(cov, len(terms))
-            or (sim is not None and threshold is not None and sim >= threshold)
-        )
+        relevant = pid == paper_rowid or gate.relevant(sim, _enough_terms(cov, len(terms)))
         results.append(
             Retrieved(
                 paper=papers[pid],

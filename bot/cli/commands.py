@@ -51,6 +51,7 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
     import aiohttp
     from tqdm import tqdm
 
+    from bot.embeddings import embed_new, make_embedder
     from bot.enrich import enrich_ids
     from bot.fetch import Fetcher
     from bot.ingest import ingest
@@ -64,10 +65,12 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
         aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session,
         AsyncExitStack() as stack,
     ):
-        # With an LLM endpoint configured, newly stored papers are summarised on ingest.
+        # With an LLM endpoint configured, newly stored papers are summarised on ingest;
+        # with an embedder (the local one by default), they are embedded too.
         llm = None
         if config.llm_enabled:
             llm = await stack.enter_async_context(LLMClient.from_config(config, db=db))
+        embedder = make_embedder(config, llm)
         fetcher = Fetcher(session, config)
         progress = tqdm(days, desc=f"fetch {args.source}", unit="day", disable=len(days) < 2)
         for day in progress:
@@ -81,6 +84,12 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
                 continue
             result = await ingest(db, entries)
             enriched = ""
+            if embedder is not None and result.new_ids:
+                try:
+                    enriched = f"; {await embed_new(db, embedder, result.new_ids)} embedded"
+                except (PaperbotError, OSError, RuntimeError) as exc:
+                    enriched = "; not embedded (run paperbot embed later)"
+                    tqdm.write(f"paperbot: embedding failed: {exc}", file=sys.stderr)
             if llm is not None and result.new_ids:
                 report = await enrich_ids(db, llm, result.new_ids)
                 enriched = f"; LLM: {report.enriched} summarised, {report.failed} failed"
@@ -210,13 +219,19 @@ async def db_command(args: argparse.Namespace, config: Config) -> int:
         print(f"{config.database.path}: schema up to date" + (f" ({applied})" if applied else ""))
         return 0
     if args.action == "stats":
-        from bot.db.llm_store import usage  # light: SQL only
+        from bot.db.llm_store import count_without_embedding, usage  # light: SQL only
+        from bot.embedding_names import embedder_name  # light: no numpy, no model
 
         async with connect(config.database.path) as db:
             stats = await store_stats(db)
             today = await usage(db, datetime.now(UTC).date())
+            model = embedder_name(config)
+            missing = await count_without_embedding(db, model) if model else None
         for name, value in stats.items():
             print(f"{name}: {value}")
+        # Papers hybrid retrieval would find by keywords only (`paperbot embed` fixes that).
+        print(f"embedding_model: {model or '- (none: keyword retrieval only)'}")
+        print(f"papers_without_embedding: {'-' if missing is None else missing}")
         # Tokens the server did not report are estimated from the text: say how many.
         print(f"llm_tokens_today: {today['tokens']}")
         print(f"llm_tokens_today_estimated: {today['estimated_tokens']}")

