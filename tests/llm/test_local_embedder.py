@@ -1,0 +1,189 @@
+"""The default local embedder (WordLlama's table from the real ``wordllama`` wheel), the
+snapshot matrix the vectors load from, and the commands that embed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.cli import main
+from bot.db.database import Database, connect
+from bot.db.papers import get_paper, upsert_entries
+from bot.embedding_names import STATIC_MODEL_NAME, package_dir
+from bot.embeddings import (
+    StaticEmbedder,
+    VectorIndex,
+    embed_missing,
+    embedding_text,
+    write_snapshot,
+)
+from bot.models import Entry
+from bot.retrieval import retrieve
+from tests.llm.conftest import store_fixtures
+
+ROOT = Path(__file__).resolve().parents[2]
+SPAM = "2501.06842"
+
+
+def test_vectors_are_wordllamas_own() -> None:
+    """Our loader and pooling give the vectors WordLlama's inference class gives."""
+    from tokenizers import Tokenizer
+    from wordllama.inference import WordLlamaInference
+
+    model = StaticEmbedder().load()
+    root = package_dir("wordllama")
+    assert root is not None
+    tokenizer = Tokenizer.from_file(str(root / "tokenizers" / "l2_supercat_tokenizer_config.json"))
+    reference = WordLlamaInference(model.table.astype(np.float32), tokenizer)
+    texts = ["Tensor product attention", "Diffusion models for video generation.", "x" * 50]
+    ours = model.encode(texts)
+    assert ours.shape == (3, 256)
+    np.testing.assert_allclose(ours, reference.embed(texts, norm=True), atol=1e-5)
+    empty = model.encode([""])
+    assert not empty.any()  # no token: a zero vector, not NaN
+
+
+def test_loads_from_the_wheel_without_the_network_or_wordllamas_loader(tmp_path: Path) -> None:
+    """A fresh interpreter with an empty home and the hub off embeds a question; neither
+    wordllama's own loader (which would fetch the tokenizer) nor requests is imported."""
+    script = (
+        "import asyncio, sys\n"
+        "from bot.embeddings import StaticEmbedder\n"
+        "v = asyncio.run(StaticEmbedder().embed_query('sparse attention for long context'))\n"
+        "print(len(v), round(float(sum(x * x for x in v)), 3))\n"
+        "print(sorted(m for m in ('wordllama', 'requests', 'torch') if m in sys.modules))\n"
+    )
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["256 1.0", "[]"]
+    assert not (tmp_path / ".cache").exists() and not (tmp_path / "cache").exists()
+
+
+async def test_hybrid_with_the_local_model_and_its_gate(db: Database) -> None:
+    await store_fixtures(db)
+    embedder = StaticEmbedder()
+    assert await embed_missing(db, embedder) == 29
+    question = "Which optimizer keeps huge gradient outliers from destabilising LLM training?"
+    results = await retrieve(db, question, embedder=embedder, k=3)
+    assert results[0].paper.arxiv_id == SPAM and results[0].relevant
+    assert results[0].vector_rank is not None and results[0].similarity > 0.4
+    for off_topic in ("How do I renew my passport at the embassy?", "Best sourdough recipe?"):
+        found = await retrieve(db, off_topic, embedder=embedder)
+        assert found and not any(item.relevant for item in found), off_topic
+
+
+async def test_snapshot_loads_all_vectors_and_notices_changes(db: Database) -> None:
+    await store_fixtures(db)
+    embedder = StaticEmbedder()
+    await embed_missing(db, embedder)
+    assert await write_snapshot(db, embedder.name, force=True)
+    index = VectorIndex(embedder.name)
+    await index.refresh(db)
+    assert len(index) == 29
+
+    # A changed abstract is re-embedded under a new rowid: a fresh load sees the new vector.
+    paper = await get_paper(db, SPAM)
+    assert paper is not None
+    changed = replace(paper, abstract="Robots learn to fold laundry from human videos.")
+    await upsert_entries(db, [Entry(paper=changed)])
+    assert await embed_missing(db, embedder) == 0  # it has a vector: only a changed text...
+    from bot.embeddings import ensure_embeddings
+
+    row = await db.fetchone("SELECT id FROM papers WHERE arxiv_id = ?", (SPAM,))
+    assert await ensure_embeddings(db, embedder, [int(row[0])]) == 1  # ...re-embeds it
+    fresh = VectorIndex(embedder.name)
+    await fresh.refresh(db)
+    expected = (await embedder.embed_documents([embedding_text(changed)]))[0]
+    got = fresh.similarities(expected, [int(row[0])])
+    assert len(fresh) == 29 and got[int(row[0])] == pytest.approx(1.0, abs=1e-5)
+
+    # A paper deleted since the snapshot: the snapshot is stale and is not used.
+    async with db.transaction() as conn:
+        await conn.execute("DELETE FROM papers WHERE arxiv_id = ?", ("2501.06425",))
+    after = VectorIndex(embedder.name)
+    await after.refresh(db)
+    assert len(after) == 28
+
+
+async def test_search_runs_off_the_event_loop(db: Database) -> None:
+    await store_fixtures(db)
+    embedder = StaticEmbedder()
+    await embed_missing(db, embedder)
+    index = embedder.index_for(db)
+    await index.refresh(db)
+    loop_thread = asyncio.get_running_loop()
+    seen: list[bool] = []
+    original = VectorIndex._search
+
+    def spy(*args):
+        seen.append(asyncio._get_running_loop() is loop_thread)
+        return original(*args)
+
+    VectorIndex._search = staticmethod(spy)  # type: ignore[method-assign]
+    try:
+        query = await embedder.embed_query("gradient spikes")
+        found = await index.search_async(query, 3)
+    finally:
+        VectorIndex._search = staticmethod(original)  # type: ignore[method-assign]
+    assert seen == [False] and len(found) == 3
+
+
+def test_embed_is_resumable_and_db_stats_counts_the_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    async def fill() -> None:
+        async with connect(tmp_path / "paperbot.db") as db:
+            await store_fixtures(db)
+
+    asyncio.run(fill())
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = main(["-q", *argv])
+        return code, capsys.readouterr().out
+
+    code, out = run("db", "stats")
+    assert code == 0
+    assert f"embedding_model: {STATIC_MODEL_NAME}" in out
+    assert "papers_without_embedding: 29" in out
+    code, out = run("embed", "--limit", "5")  # stopped early, like an interrupted run
+    assert code == 0 and "embedded 5 papers" in out
+    assert "papers_without_embedding: 24" in run("db", "stats")[1]
+    code, out = run("embed")
+    assert code == 0 and "embedded 24 papers" in out
+    assert "papers_without_embedding: 0" in run("db", "stats")[1]
+    code, out = run("ask", "--retrieve-only", "gradient spikes in LLM training")
+    assert code == 0 and f"hybrid (bm25 + {STATIC_MODEL_NAME})" in out and SPAM in out
+
+
+async def test_fetch_embeds_the_new_papers_at_once(tmp_path, monkeypatch, capsys):
+    from tests.test_cli import start_hugging_face
+
+    monkeypatch.chdir(tmp_path)
+    runner, url = await start_hugging_face()
+    (tmp_path / "config.toml").write_text(
+        f'[sources]\nhf_base_url = "{url}"\nhttp_retries = 0\n', encoding="utf-8"
+    )
+    try:
+        code = await asyncio.to_thread(main, ["-q", "fetch", "--date", "2025-12-11"])
+    finally:
+        await runner.cleanup()
+    assert code == 0 and "3 new" in capsys.readouterr().out
+    async with connect(tmp_path / "paperbot.db") as db:
+        rows = await db.fetchall("SELECT model FROM paper_embeddings")
+    assert [row[0] for row in rows] == [STATIC_MODEL_NAME] * 3
