@@ -544,6 +544,20 @@ async def run(args: argparse.Namespace) -> None:
                     f"{key}_embed_papers_per_s: {rate:.1f} ({sample} papers, median of "
                     f"{repeats}, {load()})"
                 )
+                row = await db.fetchone("SELECT count(*) FROM papers")
+                minutes = row[0] / rate / 60
+                if minutes > args.max_minutes:
+                    why = f"quality not measured: {row[0]} papers would take {minutes:.0f} min"
+                    print(f"{key}_quality: {why} (--max-minutes {args.max_minutes})")
+                    megabytes, dists = install_megabytes(candidate.roots)
+                    print(f"{key}_install_mb: {megabytes:.0f} ({', '.join(dists)})")
+                    cold = cold_start(candidate)
+                    print(f"{key}_cold_start_s: {cold:.2f} (import, load, one query; {load()})")
+                    table.append(
+                        f"| {candidate.label} | {why} | | | | {rate:.1f} | {megabytes:.0f} | "
+                        f"{cold:.2f} | | |"
+                    )
+                    continue
                 started = time.perf_counter()
                 stored = await embed_missing(db, embedder)
                 if stored:
@@ -600,6 +614,9 @@ def main() -> None:
     parser.add_argument("--big-db", help="a paperbot store of the 90k corpus (paperbot import)")
     parser.add_argument("--runs", type=int, default=5, help="cold runs of paperbot ask")
     parser.add_argument("--k", type=int, default=3)
+    parser.add_argument(
+        "--max-minutes", type=float, default=15, help="skip quality for slower embedders"
+    )
     parser.add_argument("--calibrate", action="store_true", help="search gate thresholds")
     parser.add_argument("--enrich", type=int, default=0, help="papers to enrich (0: skip)")
     parser.add_argument("--concurrency", type=int, default=4)
