@@ -72,7 +72,7 @@ def _sources(values: list[str]) -> None:
 
 def _tags(values: list[str]) -> None:
     # A feed filter naming no known label would silently match nothing.
-    from bot.classify import LABELS, normalize_label  # here: it compiles the rules' regexes
+    from bot.digest.classify import LABELS, normalize_label  # here: it compiles the rules' regexes
 
     for value in values:
         if normalize_label(value) is None:

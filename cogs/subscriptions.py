@@ -9,14 +9,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.db import feeds as feed_store
-from bot.db import subscriptions as sub_store
 from bot.errors import InputError
+from bot.runtime.tree import UserError
+from bot.store import feeds as feed_store
+from bot.store import subscriptions as sub_store
 from bot.text import sanitize, truncate
-from bot.tree import UserError
 
 if TYPE_CHECKING:
-    from bot.client import PaperBot
+    from bot.runtime.client import PaperBot
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.classify import (
+from bot.digest.classify import (
     _MATCHERS,
     ALIASES,
     CATEGORY_LABELS,

@@ -4,9 +4,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.db.subscriptions import Subscription, prepare_subscription
 from bot.errors import InputError
-from bot.matching import (
+from bot.models import Paper
+from bot.search.query import parse_query
+from bot.store.subscriptions import Subscription, prepare_subscription
+from bot.subscriptions.matching import (
     DayIndex,
     MatchStats,
     SubscriberKey,
@@ -17,8 +19,6 @@ from bot.matching import (
     merge_matches,
     reference_match,
 )
-from bot.models import Paper
-from bot.query import parse_query
 
 GUILD, OTHER_GUILD = 1, 2
 FEED, OTHER_FEED = 7, 8

@@ -8,7 +8,7 @@ import importlib.metadata
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bot.query import SORTS
+from bot.search.query import SORTS
 
 
 def parse_day(text: str) -> date:

@@ -10,9 +10,9 @@ import discord
 import pytest
 
 from bot.config import FeedConfig
-from bot.db import feeds as feed_store
-from bot.db import ledger
-from bot.db.papers import papers_for_day
+from bot.store import feeds as feed_store
+from bot.store import ledger
+from bot.store.papers import papers_for_day
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn
 
@@ -337,7 +337,7 @@ async def test_catch_up_posts_a_missed_digest_but_a_new_feed_does_not_flood(
     config.feeds = [feed(standin.guild.id, missed.id, post_time="09:00")]
     # The feed existed before the 09:00 post of the 15th, and the bot was down then.
     clock.now = datetime(2025, 1, 15, 8, 0, tzinfo=UTC)
-    from bot.client import sync_config_feeds
+    from bot.runtime.client import sync_config_feeds
 
     await sync_config_feeds(store, config)
     await store.conn.execute("UPDATE feeds SET created_at = '2025-01-01T00:00:00Z'")

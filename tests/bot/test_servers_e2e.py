@@ -10,9 +10,9 @@ import asyncio
 import logging
 
 from bot.config import FeedConfig
-from bot.db import feeds as feed_store
-from bot.db import subscriptions as sub_store
-from bot.db.feeds import Feed
+from bot.store import feeds as feed_store
+from bot.store import subscriptions as sub_store
+from bot.store.feeds import Feed
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn
 
@@ -27,13 +27,13 @@ async def eventually(check, limit: float = 5.0) -> None:
 
 
 def forget_lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "bot.forget"]
+    return [r.getMessage() for r in caplog.records if r.name == "bot.runtime.forget"]
 
 
 async def test_deleting_a_channel_forgets_its_feed_mappings_and_alert_setting(
     standin: StandIn, start_bot, caplog
 ):
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     guild = standin.guild.id
     doomed = standin.add_text_channel(guild, "doomed")
     readers = standin.add_role(guild, "readers", mentionable=True)
@@ -78,7 +78,7 @@ async def test_deleting_a_channel_forgets_its_feed_mappings_and_alert_setting(
 
 
 async def test_deleting_a_role_forgets_its_mentions_only(standin: StandIn, start_bot, caplog):
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     guild = standin.guild.id
     readers = standin.add_role(guild, "readers", mentionable=True)
     writers = standin.add_role(guild, "writers", mentionable=True)
@@ -107,7 +107,7 @@ async def test_deleting_a_role_forgets_its_mentions_only(standin: StandIn, start
 
 
 async def test_removal_from_a_server_forgets_that_server_only(standin: StandIn, start_bot, caplog):
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     other = standin.add_guild("Other Lab")
     other_channel = standin.add_text_channel(other.id, "papers")
     home = standin.guild.id
@@ -163,7 +163,7 @@ async def test_what_vanished_while_the_bot_was_offline_is_forgotten_on_start(
     removed from one server and another is in an outage. On start: the first three and the
     removed server are forgotten (one line each), the server in an outage keeps everything,
     and a feed declared in config.toml whose channel is gone is listed by /digest status."""
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     home = standin.guild.id
     doomed = standin.add_text_channel(home, "doomed")
     alerts = standin.add_text_channel(home, "alerts")
@@ -278,7 +278,7 @@ async def test_a_server_back_from_an_outage_is_reconciled_on_the_next_ready(
 ):
     """An unavailable server is skipped at start; once a new session sees it again, what
     vanished meanwhile is forgotten."""
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     down = standin.add_guild("Down Lab")
     channel = standin.add_text_channel(down.id, "papers")
     async with start_bot() as bot:

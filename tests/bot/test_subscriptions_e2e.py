@@ -6,10 +6,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from bot.config import FeedConfig
-from bot.db import feeds as feed_store
-from bot.db import subscriptions as sub_store
-from bot.db.papers import get_paper, upsert_entries
 from bot.models import Entry, Listing
+from bot.store import feeds as feed_store
+from bot.store import subscriptions as sub_store
+from bot.store.papers import get_paper, upsert_entries
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn
 

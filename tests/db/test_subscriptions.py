@@ -1,8 +1,10 @@
 import pytest
 
-from bot.db.feeds import Feed, delete_feed, save_feed
-from bot.db.papers import upsert_entries
-from bot.db.subscriptions import (
+from bot.errors import InputError
+from bot.models import Entry, Paper
+from bot.store.feeds import Feed, delete_feed, save_feed
+from bot.store.papers import upsert_entries
+from bot.store.subscriptions import (
     MAX_PER_USER,
     Subscription,
     add_subscription,
@@ -21,9 +23,7 @@ from bot.db.subscriptions import (
     reset_dm_status,
     set_dm,
 )
-from bot.errors import InputError
-from bot.matching import SubscriptionIndex
-from bot.models import Entry, Paper
+from bot.subscriptions.matching import SubscriptionIndex
 
 GUILD, OTHER_GUILD = 1001, 2002
 USER, OTHER_USER = 11, 22
