@@ -28,12 +28,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: python bench/bench_matching.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.digest.classify import LABELS
 from bot.errors import InputError
-from bot.models import Entry, Paper
+from bot.labels import LABELS
+from bot.models import Entry, Paper, Subscription
 from bot.sources.ingest import prepare
 from bot.sources.jsonl import iter_jsonl_file
-from bot.store.subscriptions import Subscription, prepare_subscription
 from bot.subscriptions.matching import (
     DayIndex,
     MatchStats,
@@ -42,6 +41,7 @@ from bot.subscriptions.matching import (
     match_feed,
 )
 from bot.subscriptions.matching import reference_match as naive_match
+from bot.subscriptions.rules import prepare_subscription
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared/data/corpus/papers_corpus.jsonl.gz"
 TARGET_MATCH_MS = 50

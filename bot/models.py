@@ -192,3 +192,47 @@ def merge_papers(old: Paper, new: Paper) -> Paper:
         upvotes=_max_optional(old.upvotes, new.upvotes),
         github_stars=_max_optional(old.github_stars, new.github_stars),
     )
+
+
+def search_texts(paper: Paper) -> tuple[str, str, str]:
+    """The authors, summary and tags texts the store's FTS5 columns hold for ``paper`` (the
+    subscription matcher indexes a day with the very same texts)."""
+    return ", ".join(paper.authors), " ".join(paper.bullets), ", ".join(paper.tags)
+
+
+TermTokens = tuple[tuple[str, tuple[str, ...]], ...]  # (term FTS text, its stemmed tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One subscriber's interest in a tag, a keyword query or an author."""
+
+    guild_id: int
+    subscriber_id: int
+    kind: str  # "tag" | "keyword" | "author"
+    value: str  # as typed
+    norm: str  # canonical tag name / canonical query / author words, lowercased
+    subscriber_type: str = "user"  # "user" | "role"
+    terms: TermTokens = ()  # each query term's FTS text with its stemmed tokens
+    feed_id: int | None = None  # None: any feed of the guild (users only)
+    dm: bool = False
+    id: int | None = None
+    created_at: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the subscription is shown: tag `Robotics`, keyword `diffusion "video models"`.
+
+        Built from ``norm`` (canonical, no mentions or markdown beyond quotes), not ``value``.
+        """
+        return f"{self.kind} `{self.norm.replace('`', '')}`"
+
+
+@dataclass(frozen=True, slots=True)
+class DmStatus:
+    """Why a user's DMs are not being sent."""
+
+    user_id: int
+    closed: bool
+    closed_at: str | None
+    last_error: str | None

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.digest.classify import normalize_label
+from bot.labels import normalize_label
 from bot.llm.answer import Answer, ask, converse
 from bot.llm.client import LLMUnavailable
 from bot.models import InvalidPaperId, split_arxiv_id

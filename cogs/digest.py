@@ -15,8 +15,8 @@ from discord.ext import commands
 from bot.config import parse_hhmm
 from bot.delivery.scheduler import digest_day_for, previous_post_time
 from bot.delivery.sender import Outcome, send_kwargs
-from bot.digest.classify import LABELS, normalize_label
 from bot.digest.render import digest_messages
+from bot.labels import LABELS, normalize_label
 from bot.models import DigestFilters
 from bot.runtime.tree import UserError, parse_date_option
 from bot.store import feeds as feed_store

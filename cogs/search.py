@@ -16,9 +16,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.digest.classify import LABELS
 from bot.digest.render import EMBED_COLOR, MAX_EMBED_TOTAL, embed_size, format_authors, paper_embed
 from bot.errors import InputError
+from bot.labels import LABELS
 from bot.models import InvalidPaperId, split_arxiv_id
 from bot.runtime.tree import UserError, parse_date_option
 from bot.search.cache import ResultCache

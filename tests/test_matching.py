@@ -5,9 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import InputError
-from bot.models import Paper
+from bot.models import Paper, Subscription
 from bot.search.query import parse_query
-from bot.store.subscriptions import Subscription, prepare_subscription
 from bot.subscriptions.matching import (
     DayIndex,
     MatchStats,
@@ -19,6 +18,7 @@ from bot.subscriptions.matching import (
     merge_matches,
     reference_match,
 )
+from bot.subscriptions.rules import prepare_subscription
 
 GUILD, OTHER_GUILD = 1, 2
 FEED, OTHER_FEED = 7, 8

@@ -5,13 +5,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.digest.classify import LABELS
 from bot.digest.summarize import (
     bullets_from_text,
     fallback_bullets,
     split_sentences,
     with_derived_fields,
 )
+from bot.labels import LABELS
 from bot.models import Paper, SummarySource
 
 ABSTRACT = (

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.cli.args import parse_day
 from bot.config import Config
 from bot.errors import InputError, PaperbotError
 from bot.models import Paper
@@ -33,8 +34,6 @@ NO_ENDPOINT = (
 
 def add_llm_commands(subparsers: Any) -> None:
     """Add ``enrich``, ``ask``, ``embed`` and ``llm`` to the ``paperbot`` subcommands."""
-    from bot.cli.parser import parse_day  # here: parser.py imports this module
-
     p = subparsers.add_parser(
         "enrich", help="summarise and label stored papers with the LLM (once per paper)"
     )

@@ -16,7 +16,7 @@ from typing import Any
 import discord
 
 from bot.delivery.mentions import dm_matches, dm_messages, mention_messages
-from bot.models import Paper
+from bot.models import Paper, Subscription
 from bot.store import subscriptions as sub_store
 from bot.store.database import Database
 from bot.store.feeds import Feed
@@ -28,7 +28,7 @@ MEMBER_CHECKS_AT_ONCE = 5
 MEMBER_CHECK_TTL = 6 * 3600  # seconds a confirmed membership is trusted (large servers)
 
 
-def _match(subs: list[sub_store.Subscription], feed: Feed, papers: Sequence[Paper]):
+def _match(subs: list[Subscription], feed: Feed, papers: Sequence[Paper]):
     """Synchronous SQLite (in memory): run in a worker thread."""
     with DayIndex(papers) as day:
         return dict(match_feed(SubscriptionIndex.build(subs), feed.id, feed.guild_id, day))

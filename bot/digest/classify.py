@@ -1,14 +1,11 @@
-"""The classification vocabulary and a deterministic, non-LLM classifier.
-
-The 53 labels are the Hugging Face task taxonomy as used by the daily-ai-papers digests
-(timlrx/daily-ai-papers, ``scripts/schemas.py``: ``ClassificationChoices``), in the same order:
-each group label (``Multimodal``, ``Computer Vision``, ...) followed by its tasks.
+"""A deterministic, non-LLM classifier into the vocabulary of :mod:`bot.labels`.
 
 :func:`classify` scores labels from three evidence tables, all below:
 
 * :data:`CATEGORY_LABELS` / :data:`ARCHIVE_LABELS`: arXiv categories (the primary counts most);
 * :data:`KEYWORD_RULES`: phrases in title (x3), HF keywords (x2), abstract (x1, 3 hits max);
-* the group of each matched task (:data:`TAXONOMY`, plus ``Multimodal`` for text<->vision tasks).
+* the group of each matched task (:data:`bot.labels.TAXONOMY`, plus ``Multimodal`` for
+  text<->vision tasks).
 
 It returns at most 3 task labels (highest score first) followed by group labels, 4 labels at most.
 """
@@ -22,101 +19,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-# Group label -> its task labels, in the order of the Hugging Face task taxonomy.
-TAXONOMY: dict[str, tuple[str, ...]] = {
-    "Multimodal": (
-        "Image-Text-to-Text",
-        "Visual Question Answering",
-        "Document Question Answering",
-        "Video-Text-to-Text",
-        "Any-to-Any",
-    ),
-    "Computer Vision": (
-        "Depth Estimation",
-        "Image Classification",
-        "Object Detection",
-        "Image Segmentation",
-        "Text-to-Image",
-        "Image-to-Text",
-        "Image-to-Image",
-        "Image-to-Video",
-        "Unconditional Image Generation",
-        "Video Classification",
-        "Text-to-Video",
-        "Zero-Shot Image Classification",
-        "Mask Generation",
-        "Zero-Shot Object Detection",
-        "Text-to-3D",
-        "Image-to-3D",
-        "Image Feature Extraction",
-        "Keypoint Detection",
-    ),
-    "Natural Language Processing": (
-        "Text Classification",
-        "Token Classification",
-        "Table Question Answering",
-        "Question Answering",
-        "Zero-Shot Classification",
-        "Translation",
-        "Summarization",
-        "Feature Extraction",
-        "Text Generation",
-        "Text2Text Generation",
-        "Fill-Mask",
-        "Sentence Similarity",
-    ),
-    "Audio": (
-        "Text-to-Speech",
-        "Text-to-Audio",
-        "Automatic Speech Recognition",
-        "Audio-to-Audio",
-        "Audio Classification",
-        "Voice Activity Detection",
-    ),
-    "Tabular": ("Tabular Classification", "Tabular Regression", "Time Series Forecasting"),
-    "Reinforcement Learning": ("Robotics",),
-    "Other": ("Graph Machine Learning",),
-}
-
-LABELS: tuple[str, ...] = tuple(
-    label for group, tasks in TAXONOMY.items() for label in (group, *tasks)
+from bot.labels import (
+    GROUPS,
+    LABELS,
+    label_family,
 )
-GROUPS: tuple[str, ...] = tuple(TAXONOMY)
 
-# Tasks that bridge text and vision: the digests file them under Multimodal as well.
-CROSS_MODAL: frozenset[str] = frozenset(
-    {"Text-to-Image", "Image-to-Text", "Text-to-Video", "Text-to-3D"}
-)
 # Groups too broad to add just because one of their tasks matched (a robot is not RL).
 _NOT_IMPLIED: frozenset[str] = frozenset({"Reinforcement Learning", "Other"})
-
-# Other spellings people (and LLMs) use for a label; keys are compared via _key().
-ALIASES: dict[str, str] = {
-    "nlp": "Natural Language Processing",
-    "cv": "Computer Vision",
-    "vision": "Computer Vision",
-    "multi-modal": "Multimodal",
-    "vision-language": "Multimodal",
-    "speech": "Audio",
-    "rl": "Reinforcement Learning",
-    "others": "Other",
-    "qa": "Question Answering",
-    "vqa": "Visual Question Answering",
-    "asr": "Automatic Speech Recognition",
-    "speech recognition": "Automatic Speech Recognition",
-    "tts": "Text-to-Speech",
-    "speech synthesis": "Text-to-Speech",
-    "text-to-text generation": "Text2Text Generation",
-    "text-to-text": "Text2Text Generation",
-    "image captioning": "Image-to-Text",
-    "semantic segmentation": "Image Segmentation",
-    "time series": "Time Series Forecasting",
-    "graph ml": "Graph Machine Learning",
-    "graph neural networks": "Graph Machine Learning",
-    "vlm": "Image-Text-to-Text",
-    "video generation": "Text-to-Video",
-    "image generation": "Text-to-Image",
-}
 
 # arXiv category -> labels it implies (checked before ARCHIVE_LABELS).
 CATEGORY_LABELS: dict[str, tuple[str, ...]] = {
@@ -401,36 +311,7 @@ _IMPLIED_GROUP_FACTOR = 0.5
 _THRESHOLD = 1.0
 
 
-def _key(text: str) -> str:
-    """Compare labels ignoring case, spaces, hyphens and underscores."""
-    return re.sub(r"[\s_\-]+", "", text).casefold()
-
-
-_BY_KEY: dict[str, str] = {_key(label): label for label in LABELS}
-_BY_KEY.update({_key(alias): label for alias, label in ALIASES.items()})
-_GROUP_OF: dict[str, str] = {task: group for group, tasks in TAXONOMY.items() for task in tasks}
 _ORDER: dict[str, int] = {label: index for index, label in enumerate(LABELS)}
-
-
-def normalize_label(text: str) -> str | None:
-    """Return the vocabulary label ``text`` names (case/spacing-insensitive, some aliases)."""
-    return _BY_KEY.get(_key(text.strip().strip("'\"")))
-
-
-def group_of(label: str) -> str | None:
-    """The taxonomy group of a task label (None for a group label or an unknown one)."""
-    return _GROUP_OF.get(label)
-
-
-def label_family(label: str) -> tuple[str, ...]:
-    """The label with the groups it belongs to, for filter matching (Text-to-Image -> CV, MM)."""
-    family = [label]
-    group = group_of(label)
-    if group is not None:
-        family.append(group)
-    if label in CROSS_MODAL:
-        family.append("Multimodal")
-    return tuple(family)
 
 
 def _is_acronym(pattern: str) -> bool:

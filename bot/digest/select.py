@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
-from bot.digest.classify import classify, label_family, normalize_label
+from bot.digest.classify import classify
+from bot.labels import label_family, normalize_label
 from bot.models import DigestFilters, Paper
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from bot.digest.classify import LABELS, normalize_label
+from bot.labels import LABELS, normalize_label
 from bot.llm.client import LLMBudgetExceeded, LLMClient, LLMUnavailable
 from bot.models import Entry, Paper, SummarySource
 from bot.store.database import Database

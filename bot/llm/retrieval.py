@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from bot.digest.classify import normalize_label
 from bot.errors import PaperbotError
+from bot.labels import normalize_label
 from bot.llm.embeddings import BaseEmbedder, Embedder, Vector, VectorIndex, ensure_embeddings
 from bot.models import InvalidPaperId, Paper, split_arxiv_id
 from bot.store.database import Database

@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from bot.digest.classify import normalize_label
 from bot.errors import InputError
+from bot.labels import normalize_label
 from bot.models import Paper
 from bot.search.bm25 import BM25
 from bot.search.index import ranked
 from bot.search.query import SORTS, Query, parse_query, with_filters
+from bot.search.tags import resolve_tag
 from bot.store.database import Database
 from bot.store.papers import paper_from_row, tag_counts
-from bot.suggest import did_you_mean
 
 Sort = Literal["relevance", "date", "upvotes"]
 # BM25: "bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0)", the column weights (title, authors,
@@ -35,20 +35,6 @@ class SearchResult:
     offset: int = 0
     tags: tuple[str, ...] = field(default=())  # the resolved tag names used as filters
     unused_tags: tuple[str, ...] = field(default=())  # wanted labels no stored paper carries
-
-
-def _tag_key(text: str) -> str:
-    return " ".join(text.replace("-", " ").replace("_", " ").lower().split())
-
-
-def resolve_tag(known: list[str], text: str) -> str:
-    """Map user spelling (``computer-vision``) to a stored tag, or raise with suggestions."""
-    wanted = _tag_key(text)
-    by_key = {_tag_key(tag): tag for tag in known}
-    if wanted in by_key:
-        return by_key[wanted]
-    hint = did_you_mean(text, known, key=_tag_key, cutoff=0.5)
-    raise InputError(f"unknown tag {text!r}{hint}; `paperbot search --list-tags` lists them")
 
 
 async def known_tags(db: Database) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 
-from bot.digest.classify import LABELS, normalize_label
+from bot.labels import LABELS, normalize_label
 from bot.text import truncate
 
 MAX_CHOICES = 25  # Discord's limit

@@ -9,7 +9,7 @@ from datetime import date
 
 import aiosqlite
 
-from bot.models import Entry, Listing, Paper, SummarySource, merge_papers
+from bot.models import Entry, Listing, Paper, SummarySource, merge_papers, search_texts
 from bot.store.database import Database
 
 _CHUNK = 500  # parameters per IN (...) lookup, well under SQLite's limit
@@ -47,12 +47,8 @@ def _load(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text else ()
 
 
-def _search_texts(paper: Paper) -> tuple[str, str, str]:
-    return ", ".join(paper.authors), " ".join(paper.bullets), ", ".join(paper.tags)
-
-
 def _row_values(paper: Paper, sort_date: str | None) -> tuple:
-    authors_text, summary_text, tags_text = _search_texts(paper)
+    authors_text, summary_text, tags_text = search_texts(paper)
     return (
         paper.arxiv_id,
         paper.version,
@@ -211,7 +207,7 @@ async def _update_paper(
     index_changed = (
         stored.title != merged.title
         or stored.abstract != merged.abstract
-        or (_search_texts(stored) != _search_texts(merged))
+        or (search_texts(stored) != search_texts(merged))
     )
     if index_changed:
         await conn.execute(

@@ -1,78 +1,46 @@
-"""Topic subscriptions (tag, keyword, author) and the status of opted-in DMs.
+"""Topic subscriptions (tag, keyword, author) and the status of opted-in DMs: SQL only.
 
 Every subscription query is scoped by ``guild_id``: one server never sees another's
 subscriptions. Only :func:`forget_user` and the DM status (a user's DMs are not per server)
-work across guilds.
+work across guilds. Validation and wording live in :mod:`bot.subscriptions`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import aiosqlite
 
-from bot.digest.classify import LABELS, normalize_label
-from bot.errors import InputError
-from bot.search.engine import known_tags as stored_tags
-from bot.search.engine import resolve_tag
-from bot.search.query import parse_query
+from bot.models import DmStatus, Subscription, TermTokens
 from bot.store.database import Database
-from bot.subscriptions.matching import (
-    TermTokens,
-    Tokenizer,
-    canonical_author,
-    canonical_query,
-    query_terms,
-    subscription_query,
-    terms_from_json,
-    terms_to_json,
-)
 
 log = logging.getLogger(__name__)
 
-MAX_PER_USER = 50  # subscriptions per subscriber (user or role) in one guild
-MAX_VALUE_LENGTH = 200
-KINDS: tuple[str, ...] = ("tag", "keyword", "author")
-SUBSCRIBER_TYPES: tuple[str, ...] = ("user", "role")
 MAX_ERROR_LENGTH = 500
 
 
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """One subscriber's interest in a tag, a keyword query or an author."""
+class SubscriptionConflict(Exception):
+    """The store refused a new subscription; ``reason`` says why."""
 
-    guild_id: int
-    subscriber_id: int
-    kind: str  # "tag" | "keyword" | "author"
-    value: str  # as typed
-    norm: str  # canonical tag name / canonical query / author words, lowercased
-    subscriber_type: str = "user"  # "user" | "role"
-    terms: TermTokens = ()  # each query term's FTS text with its stemmed tokens
-    feed_id: int | None = None  # None: any feed of the guild (users only)
-    dm: bool = False
-    id: int | None = None
-    created_at: str | None = None
-
-    @property
-    def label(self) -> str:
-        """How the subscription is shown: tag `Robotics`, keyword `diffusion "video models"`.
-
-        Built from ``norm`` (canonical, no mentions or markdown beyond quotes), not ``value``.
-        """
-        return f"{self.kind} `{self.norm.replace('`', '')}`"
+    def __init__(self, reason: str, count: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "no-feed" | "duplicate" | "limit"
+        self.count = count  # the subscriber's subscriptions in the guild, for "limit"
 
 
-@dataclass(frozen=True, slots=True)
-class DmStatus:
-    """Why a user's DMs are not being sent."""
+def terms_to_json(terms: TermTokens) -> str:
+    return json.dumps({fts: list(tokens) for fts, tokens in terms}, ensure_ascii=False)
 
-    user_id: int
-    closed: bool
-    closed_at: str | None
-    last_error: str | None
+
+def terms_from_json(text: str | None) -> TermTokens:
+    data = json.loads(text) if text else {}
+    if not isinstance(data, dict):
+        return ()
+    return tuple((str(fts), tuple(tokens)) for fts, tokens in data.items())
 
 
 def _subscription_from_row(row: aiosqlite.Row) -> Subscription:
@@ -91,242 +59,83 @@ def _subscription_from_row(row: aiosqlite.Row) -> Subscription:
     )
 
 
-def _who(subscriber_type: str) -> tuple[str, str]:
-    return (
-        ("you are", "you have") if subscriber_type == "user" else ("that role is", "that role has")
-    )
-
-
-def _known(tags: Sequence[str] | None) -> list[str]:
-    return list(dict.fromkeys([*LABELS, *(tags or ())]))
-
-
-def _resolve(known: list[str], text: str) -> str:
-    return normalize_label(text) or resolve_tag(known, text)
-
-
-def prepare_subscription(
-    guild_id: int,
-    subscriber_id: int,
-    kind: str,
-    value: str,
-    *,
-    subscriber_type: str = "user",
-    feed_id: int | None = None,
-    dm: bool = False,
-    known_tags: Sequence[str] | None = None,
-    tokenizer: Tokenizer | None = None,
-) -> Subscription:
-    """Validate and normalise a new subscription (no I/O); raises InputError with the reason.
-
-    ``known_tags`` adds to the classifier's labels (pass the stored tags).
-    """
-    if subscriber_type not in SUBSCRIBER_TYPES:
-        raise InputError(f"unknown subscriber type {subscriber_type!r}")
-    if kind not in KINDS:
-        raise InputError(f"unknown subscription kind {kind!r}; use one of {', '.join(KINDS)}")
-    if subscriber_type == "role" and feed_id is None:
-        raise InputError("a role subscription belongs to a feed: pick the feed's channel")
-    if subscriber_type == "role" and dm:
-        raise InputError("roles cannot receive direct messages")
-    text = " ".join(value.split())
-    if not text:
-        raise InputError(f"type the {kind} to subscribe to")
-    if len(text) > MAX_VALUE_LENGTH:
-        raise InputError(
-            f"that {kind} is too long ({len(text)} characters, {MAX_VALUE_LENGTH} max)"
-        )
-    terms: TermTokens = ()
-    if kind == "tag":
-        norm = _resolve(_known(known_tags), text)
-    elif kind == "author":
-        author = canonical_author(text)
-        if author is None:
-            raise InputError(f"{text!r} has no letters or digits to look for in author names")
-        norm = author
-    else:
-        query = parse_query(text)
-        if not query.has_text:
-            raise InputError(
-                f"{text!r} has no word to look for: a keyword subscription needs at least one "
-                "word (exclusions and tag: filters alone match nothing)"
-            )
-        known = _known(known_tags)
-        query = replace(
-            query,
-            tags=tuple(dict.fromkeys(_resolve(known, tag) for tag in query.tags)),
-            excluded_tags=tuple(dict.fromkeys(_resolve(known, t) for t in query.excluded_tags)),
-        )
-        norm = canonical_query(query)
-    query = subscription_query(kind, norm)
-    if query is not None:
-        local = tokenizer or Tokenizer()
-        try:
-            terms = query_terms(query, local)
-        finally:
-            if tokenizer is None:
-                local.close()
-        tokens = dict(terms)
-        groups = [*query.groups, *((term,) for term in query.authors)]
-        for group in groups:
-            if not any(tokens[term.to_fts()] for term in group):
-                words = " or ".join(repr(" ".join(term.words)) for term in group)
-                raise InputError(f"{words} has no word the search can find; try other words")
-    return Subscription(
-        guild_id=guild_id,
-        subscriber_id=subscriber_id,
-        subscriber_type=subscriber_type,
-        kind=kind,
-        value=text,
-        norm=norm,
-        terms=terms,
-        feed_id=feed_id,
-        dm=dm,
-    )
-
-
-async def add_subscription(
-    db: Database,
-    guild_id: int,
-    subscriber_id: int,
-    kind: str,
-    value: str,
-    *,
-    subscriber_type: str = "user",
-    feed_id: int | None = None,
-    dm: bool = False,
-    known_tags: Sequence[str] | None = None,
-) -> Subscription:
-    """Store a new subscription; InputError for bad input, a duplicate or the limit.
-
-    ``known_tags`` defaults to the classifier's labels plus the stored tags. Subscribing with
-    ``dm`` re-enables DMs for a user whose DMs had failed.
-    """
-    if known_tags is None:
-        known_tags = await stored_tags(db)
-    sub = prepare_subscription(
-        guild_id,
-        subscriber_id,
-        kind,
-        value,
-        subscriber_type=subscriber_type,
-        feed_id=feed_id,
-        dm=dm,
-        known_tags=known_tags,
-    )
-    are, have = _who(subscriber_type)
+async def insert_subscription(db: Database, sub: Subscription, *, limit: int) -> Subscription:
+    """Store ``sub`` unless its feed is not in the guild, it exists, or the subscriber already
+    has ``limit`` subscriptions in the guild (:class:`SubscriptionConflict`). Subscribing with
+    ``dm`` re-enables DMs for a user whose DMs had failed."""
     async with db.transaction() as conn:
-        if feed_id is not None:
+        if sub.feed_id is not None:
             async with conn.execute(
-                "SELECT 1 FROM feeds WHERE id = ? AND guild_id = ?", (feed_id, guild_id)
+                "SELECT 1 FROM feeds WHERE id = ? AND guild_id = ?", (sub.feed_id, sub.guild_id)
             ) as cursor:
                 if await cursor.fetchone() is None:
-                    raise InputError("that feed does not exist in this server")
+                    raise SubscriptionConflict("no-feed")
         async with conn.execute(
             "SELECT 1 FROM subscriptions WHERE guild_id = ? AND subscriber_type = ? "
             "AND subscriber_id = ? AND kind = ? AND norm = ? "
             "AND coalesce(feed_id, 0) = coalesce(?, 0)",
-            (guild_id, subscriber_type, subscriber_id, kind, sub.norm, feed_id),
+            (sub.guild_id, sub.subscriber_type, sub.subscriber_id, sub.kind, sub.norm, sub.feed_id),
         ) as cursor:
             if await cursor.fetchone() is not None:
-                raise InputError(f"{are} already subscribed to {sub.label}")
+                raise SubscriptionConflict("duplicate")
         async with conn.execute(
             "SELECT count(*) FROM subscriptions WHERE guild_id = ? AND subscriber_type = ? "
             "AND subscriber_id = ?",
-            (guild_id, subscriber_type, subscriber_id),
+            (sub.guild_id, sub.subscriber_type, sub.subscriber_id),
         ) as cursor:
             (count,) = await cursor.fetchone()
-        if count >= MAX_PER_USER:
-            raise InputError(
-                f"{have} {count} subscriptions in this server, the most allowed "
-                f"({MAX_PER_USER}); remove one first"
-            )
+        if count >= limit:
+            raise SubscriptionConflict("limit", count)
         try:
             async with conn.execute(
                 "INSERT INTO subscriptions (guild_id, subscriber_id, subscriber_type, kind, value,"
                 " norm, terms, feed_id, dm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "RETURNING id, created_at",
                 (
-                    guild_id,
-                    subscriber_id,
-                    subscriber_type,
-                    kind,
+                    sub.guild_id,
+                    sub.subscriber_id,
+                    sub.subscriber_type,
+                    sub.kind,
                     sub.value,
                     sub.norm,
                     terms_to_json(sub.terms),
-                    feed_id,
-                    int(dm),
+                    sub.feed_id,
+                    int(sub.dm),
                 ),
             ) as cursor:
                 row = await cursor.fetchone()
         except sqlite3.IntegrityError as exc:  # a concurrent writer got there first
-            raise InputError(f"{are} already subscribed to {sub.label}") from exc
-        if dm:
-            await conn.execute("DELETE FROM dm_status WHERE user_id = ?", (subscriber_id,))
-    log.info(
-        "guild %s: %s %s subscribed to %s", guild_id, subscriber_type, subscriber_id, sub.label
-    )
+            raise SubscriptionConflict("duplicate") from exc
+        if sub.dm:
+            await conn.execute("DELETE FROM dm_status WHERE user_id = ?", (sub.subscriber_id,))
     return replace(sub, id=row[0], created_at=row[1])
 
 
-def _lenient_norm(kind: str, value: str, known: list[str]) -> str:
-    """The norm a stored subscription would have, without failing on tags no longer known."""
-    text = " ".join(value.split())
-    if kind == "tag":
-        try:
-            return _resolve(known, text)
-        except InputError:
-            return text
-    if kind == "author":
-        return canonical_author(text) or text.lower()
-    query = parse_query(text)
-    resolved = []
-    for tags in (query.tags, query.excluded_tags):
-        names = []
-        for tag in tags:
-            try:
-                names.append(_resolve(known, tag))
-            except InputError:
-                names.append(tag)
-        resolved.append(tuple(dict.fromkeys(names)))
-    return canonical_query(replace(query, tags=resolved[0], excluded_tags=resolved[1]))
-
-
-async def remove_subscription(
+async def delete_subscription(
     db: Database,
     guild_id: int,
     subscriber_id: int,
     *,
+    subscriber_type: str = "user",
     subscription_id: int | None = None,
     kind: str | None = None,
-    value: str | None = None,
-    subscriber_type: str = "user",
+    norm: str | None = None,
     feed_id: int | None = None,
-) -> Subscription:
-    """Delete one subscription, by id or by kind and value; InputError if there is none."""
-    are, _ = _who(subscriber_type)
+) -> Subscription | None:
+    """Delete one subscription, by id or by kind and norm (case-insensitive); None if none."""
     scope = "guild_id = ? AND subscriber_type = ? AND subscriber_id = ?"
     params: list = [guild_id, subscriber_type, subscriber_id]
     if subscription_id is not None:
         where, params = f"{scope} AND id = ?", [*params, subscription_id]
-        missing = f"{are} not subscribed to that (no subscription #{subscription_id})"
-    elif kind is not None and value is not None:
-        if kind not in KINDS:
-            raise InputError(f"unknown subscription kind {kind!r}; use one of {', '.join(KINDS)}")
-        norm = _lenient_norm(kind, value, _known(await stored_tags(db)))
+    else:
         where = f"{scope} AND kind = ? AND norm = ? COLLATE NOCASE AND coalesce(feed_id, 0) = ?"
         params = [*params, kind, norm, feed_id or 0]
-        missing = f"{are} not subscribed to {kind} `{norm.replace('`', '')}`"
-    else:
-        raise InputError("say which subscription to remove")
     async with (
         db.transaction() as conn,
         conn.execute(f"DELETE FROM subscriptions WHERE {where} RETURNING *", params) as cursor,
     ):
         rows = await cursor.fetchall()
-    if not rows:
-        raise InputError(missing)
-    return _subscription_from_row(rows[0])
+    return _subscription_from_row(rows[0]) if rows else None
 
 
 async def list_subscriptions(

@@ -32,7 +32,6 @@ from one thread at a time. A built :class:`SubscriptionIndex` is read-only.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sqlite3
@@ -47,15 +46,13 @@ from operator import and_, or_
 from typing import TYPE_CHECKING, NamedTuple
 
 from bot.digest.select import paper_tag_keys, tag_key
-from bot.models import Paper
+from bot.models import Paper, Subscription, TermTokens, search_texts
 from bot.search.query import Query, Term, author_term, parse_query
 from bot.search.tokens import TOKENIZE, shared_tokenizer
-from bot.store.papers import _search_texts  # the store's FTS column texts: keep them identical
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from bot.store.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +62,6 @@ MAX_AUTHOR_NGRAM = 6  # author phrases up to this many tokens skip MATCH (see Da
 SQL_MASK_BITS = 63  # papers whose mask SQLite can sum in a (signed 64-bit) integer
 
 _WORD = re.compile(r"\w+")  # as in bot.query
-TermTokens = tuple[tuple[str, tuple[str, ...]], ...]  # (term FTS text, its stemmed tokens)
 
 
 class SubscriberKey(NamedTuple):
@@ -183,23 +179,12 @@ def query_terms(query: Query, tokenizer: Tokenizer) -> TermTokens:
     return tuple(found.items())
 
 
-def terms_to_json(terms: TermTokens) -> str:
-    return json.dumps({fts: list(tokens) for fts, tokens in terms}, ensure_ascii=False)
-
-
-def terms_from_json(text: str | None) -> TermTokens:
-    data = json.loads(text) if text else {}
-    if not isinstance(data, dict):
-        return ()
-    return tuple((str(fts), tuple(tokens)) for fts, tokens in data.items())
-
-
 # --------------------------------------------------------------------------------------------
 # The day's papers
 
 
 def _fts_row(rowid: int, paper: Paper) -> tuple[int, str, str, str, str, str]:
-    authors_text, summary_text, tags_text = _search_texts(paper)
+    authors_text, summary_text, tags_text = search_texts(paper)
     return (rowid, paper.title, authors_text, summary_text, paper.abstract, tags_text)
 
 
@@ -276,7 +261,7 @@ class DayIndex:
         with self._conn:
             self._conn.executemany(
                 "INSERT INTO day_authors (rowid, authors_text) VALUES (?, ?)",
-                [(i + 1, _search_texts(paper)[0]) for i, paper in enumerate(self.papers)],
+                [(i + 1, search_texts(paper)[0]) for i, paper in enumerate(self.papers)],
             )
         runs: list[tuple[int, list[str]]] = []
         tokens: list[str] = []

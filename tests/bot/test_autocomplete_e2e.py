@@ -10,7 +10,7 @@ from zoneinfo import available_timezones
 
 import pytest
 
-from bot.digest.classify import LABELS
+from bot.labels import LABELS
 from bot.llm.client import LLMClient
 from bot.models import Entry, Paper
 from bot.store import feeds as feed_store

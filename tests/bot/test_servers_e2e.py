@@ -13,6 +13,7 @@ from bot.config import FeedConfig
 from bot.store import feeds as feed_store
 from bot.store import subscriptions as sub_store
 from bot.store.feeds import Feed
+from bot.subscriptions import service as sub_service
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn
 
@@ -46,7 +47,7 @@ async def test_deleting_a_channel_forgets_its_feed_mappings_and_alert_setting(
         await bot.digests.sync_feeds()
         await feed_store.set_alert_channel(bot.db, guild, doomed.id)
         for feed_id in (feed.id, kept.id):
-            await sub_store.add_subscription(
+            await sub_service.add_subscription(
                 bot.db,
                 guild,
                 readers.id,
@@ -55,8 +56,8 @@ async def test_deleting_a_channel_forgets_its_feed_mappings_and_alert_setting(
                 subscriber_type="role",
                 feed_id=feed_id,
             )
-        await sub_store.add_subscription(bot.db, guild, bob, "tag", "Robotics", feed_id=feed.id)
-        await sub_store.add_subscription(bot.db, guild, bob, "keyword", "diffusion")
+        await sub_service.add_subscription(bot.db, guild, bob, "tag", "Robotics", feed_id=feed.id)
+        await sub_service.add_subscription(bot.db, guild, bob, "keyword", "diffusion")
         assert bot.digests.next_post(feed.id) is not None
 
         assert await standin.delete_channel(doomed.id) == 1
@@ -87,7 +88,7 @@ async def test_deleting_a_role_forgets_its_mentions_only(standin: StandIn, start
             bot.db, Feed(guild_id=guild, channel_id=standin.text_channel.id)
         )
         for role, tag in ((readers, "Robotics"), (readers, "Multimodal"), (writers, "Robotics")):
-            await sub_store.add_subscription(
+            await sub_service.add_subscription(
                 bot.db, guild, role.id, "tag", tag, subscriber_type="role", feed_id=feed.id
             )
 
@@ -116,7 +117,7 @@ async def test_removal_from_a_server_forgets_that_server_only(standin: StandIn, 
     async with start_bot() as bot:
         for guild_id, channel_id in ((home, standin.text_channel.id), (other.id, other_channel.id)):
             await feed_store.save_feed(bot.db, Feed(guild_id=guild_id, channel_id=channel_id))
-            await sub_store.add_subscription(bot.db, guild_id, bob, "tag", "Robotics")
+            await sub_service.add_subscription(bot.db, guild_id, bob, "tag", "Robotics")
         await feed_store.set_alert_channel(bot.db, other.id, other_channel.id)
         await bot.digests.sync_feeds()
 
@@ -194,10 +195,10 @@ async def test_what_vanished_while_the_bot_was_offline_is_forgotten_on_start(
         await feed_store.set_alert_channel(db, home, alerts.id)
         await feed_store.set_alert_channel(db, down.id, down_channel.id)
         for role, feed_id in ((readers, kept.id), (writers, kept.id), (writers, gone.id)):
-            await sub_store.add_subscription(
+            await sub_service.add_subscription(
                 db, home, role.id, "tag", "Robotics", subscriber_type="role", feed_id=feed_id
             )
-        await sub_store.add_subscription(
+        await sub_service.add_subscription(
             db,
             down.id,
             down_role.id,
@@ -207,7 +208,7 @@ async def test_what_vanished_while_the_bot_was_offline_is_forgotten_on_start(
             feed_id=down_feed.id,
         )
         for guild_id in (home, left.id, down.id):
-            await sub_store.add_subscription(db, guild_id, bob, "keyword", "diffusion")
+            await sub_service.add_subscription(db, guild_id, bob, "keyword", "diffusion")
         await bot.digests.sync_feeds()
     assert not forget_lines(caplog), "nothing is gone yet"
 
