@@ -8,7 +8,7 @@ the store merges papers with :func:`merge_papers`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import IntEnum
 
@@ -16,7 +16,6 @@ from enum import IntEnum
 # ids (quant-ph/0210005, math.GT/0309136), each optionally followed by a version.
 _NEW_ID = r"\d{4}\.\d{4,5}"
 _OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}"
-ARXIV_ID_RE = re.compile(rf"(?P<id>{_NEW_ID}|{_OLD_ID})(?:v(?P<version>\d+))?")
 _FULL_ID_RE = re.compile(rf"^(?:arxiv:)?(?P<id>{_NEW_ID}|{_OLD_ID})(?:v(?P<version>\d+))?$", re.I)
 
 
@@ -121,14 +120,6 @@ class DigestFilters:
     exclude_keywords: tuple[str, ...] = ()
     min_upvotes: int = 0
     max_papers: int = 25
-
-
-@dataclass(frozen=True, slots=True)
-class DigestDay:
-    """A day's papers in listing order, as read back from the store."""
-
-    day: date
-    papers: tuple[Paper, ...] = field(default_factory=tuple)
 
 
 def _richer_text(old: str, new: str) -> str:

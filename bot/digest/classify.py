@@ -625,13 +625,6 @@ def _evidence(
     return scores, strong
 
 
-def score_labels(
-    title: str, abstract: str, categories: Sequence[str], keywords: Iterable[str] = ()
-) -> dict[str, float]:
-    """Score every label with any evidence (see the module docstring)."""
-    return _evidence(title, abstract, categories, tuple(keywords))[0]
-
-
 def _ranked(scores: dict[str, float], labels: Iterable[str]) -> list[str]:
     kept = [label for label in labels if scores.get(label, 0.0) >= _THRESHOLD]
     return sorted(kept, key=lambda label: (-scores[label], _ORDER[label]))

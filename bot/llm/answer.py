@@ -64,7 +64,6 @@ ProgressCallback = Callable[[str], Awaitable[None]]
 
 _MASKED_LINK_RE = re.compile(r"\[([^\[\]\n]{1,200})\]\(\s*<?(https?://[^)\s>]+)>?\s*\)")
 _MARKER_RE = re.compile(r"<\s*/?\s*paper\b[^>]*>?", re.I)
-_ID_CITATION_RE = re.compile(r"\[arXiv:([^\]\s]+)\]", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,14 +368,6 @@ async def converse(
     stored = _with_id_citations(result.body, result) if result.grounded else UNGROUNDED_TURN
     await add_turn(db, conversation.id, "assistant", stored, result.cited_ids)
     return result
-
-
-def id_citations_to_numbers(text: str, papers: Sequence[Paper]) -> str:
-    """The inverse of the stored form, for showing a stored turn again (unknown ids dropped)."""
-    numbers = {paper.arxiv_id: n for n, paper in enumerate(papers, start=1)}
-    return _ID_CITATION_RE.sub(
-        lambda m: f"[{numbers[m.group(1)]}]" if m.group(1) in numbers else "", text
-    )
 
 
 __all__ = [

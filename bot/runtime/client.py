@@ -14,7 +14,7 @@ from bot.config import Config, FeedConfig
 from bot.delivery.feeds import feed_filters
 from bot.delivery.notify import SubscriptionPlanner
 from bot.delivery.scheduler import Clock, DigestScheduler, utc_now
-from bot.delivery.sender import Deliverer, MentionPlanner
+from bot.delivery.sender import Deliverer
 from bot.llm.client import LLMClient
 from bot.llm.embeddings import Embedder, embed_new
 from bot.llm.enrich import enrich_ids
@@ -154,9 +154,6 @@ class PaperBot(commands.Bot):
             )
         except Exception:
             log.exception("enrichment of new papers failed; the non-LLM summaries stay")
-
-    def set_mention_planner(self, planner: MentionPlanner | None) -> None:
-        self.deliverer.mention_planner = planner
 
     async def setup_hook(self) -> None:
         await self.db.warm()

@@ -258,13 +258,6 @@ async def recent_deliveries(db: Database, feed_id: int, limit: int = 5) -> list[
     return [_delivery(row) for row in rows]
 
 
-async def last_delivered_day(db: Database, feed_id: int) -> date | None:
-    row = await db.fetchone(
-        "SELECT max(day) FROM deliveries WHERE feed_id = ? AND status = 'done'", (feed_id,)
-    )
-    return date.fromisoformat(row[0]) if row and row[0] else None
-
-
 async def record_fetch(
     db: Database, source: str, day: date, status: str, papers: int = 0, error: str | None = None
 ) -> None:

@@ -198,29 +198,6 @@ async def save_embeddings(
     return len(values)
 
 
-async def load_embeddings(
-    db: Database, model: str, paper_ids: Sequence[int] | None = None
-) -> list[tuple[int, int, bytes]]:
-    """``(paper_id, dim, vector_blob)`` for ``model`` (all of them, or those of ``paper_ids``)."""
-    if paper_ids is None:
-        rows = await db.fetchall(
-            "SELECT paper_id, dim, vector FROM paper_embeddings WHERE model = ? ORDER BY paper_id",
-            (model,),
-        )
-        return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
-    found: list[tuple[int, int, bytes]] = []
-    for start in range(0, len(paper_ids), _CHUNK):
-        chunk = list(paper_ids[start : start + _CHUNK])
-        marks = ",".join("?" * len(chunk))
-        rows = await db.fetchall(
-            f"SELECT paper_id, dim, vector FROM paper_embeddings "
-            f"WHERE model = ? AND paper_id IN ({marks})",
-            (model, *chunk),
-        )
-        found.extend((int(r[0]), int(r[1]), bytes(r[2])) for r in rows)
-    return found
-
-
 async def embeddings_after(
     db: Database, model: str, after_rowid: int = 0
 ) -> list[tuple[int, int, int, bytes]]:
