@@ -128,6 +128,7 @@ class PaperBot(commands.Bot):
         if llm is not None or embedder is not None:
             self.digests.after_ingest = self._enrich_new_papers
         self._catch_up_task: asyncio.Task | None = None
+        self.caught_up = asyncio.Event()  # set once the start-up catch-up has run
         self._reconcile_lock = asyncio.Lock()
         self._llm_check_task: asyncio.Task | None = None  # the endpoint probe at start
 
@@ -186,6 +187,8 @@ class PaperBot(commands.Bot):
             await self.digests.catch_up()
         except Exception:
             log.exception("catching up missed digests failed")
+        finally:
+            self.caught_up.set()
 
     async def sync_commands(self) -> list[str]:
         """Sync slash commands: to the configured guilds (instant) or globally."""
