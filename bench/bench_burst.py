@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.discord_standin import StandIn, running_standin  # noqa: E402
+from standin import StandIn, running_standin  # noqa: E402
 
 BURSTS = (50, 200)
 SINGLE = 10

@@ -44,8 +44,8 @@ from bot.store.feeds import Feed
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.discord_standin import StandIn, running_bot, running_standin  # noqa: E402
-from tests.discord_standin.seams import discord_py_pointed_at  # noqa: E402
+from standin import StandIn, running_bot, running_standin  # noqa: E402
+from standin.seams import discord_py_pointed_at  # noqa: E402
 
 SEED = ROOT / "tests" / "fixtures" / "seed_2025-01-14.md"
 SEED_POST_DAY = date(2025, 1, 15)  # the seed's listing day + 1: when its digest is posted

@@ -49,7 +49,7 @@ from bot.sources.jsonl import iter_jsonl_file
 from bot.store.connection import open_database
 from bot.store.database import Database, connect
 from bot.store.papers import upsert_entries
-from tests.discord_standin import discord_py_pointed_at, running_bot, running_standin
+from standin import discord_py_pointed_at, running_bot, running_standin
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench/.data"

@@ -13,7 +13,7 @@ from bot.delivery.mentions import (
 )
 from bot.models import Paper
 from bot.subscriptions.matching import SubscriberKey
-from tests.discord_standin.mentions import compute_pings
+from standin.mentions import compute_pings
 
 GUILD = 1
 

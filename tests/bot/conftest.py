@@ -16,12 +16,12 @@ from bot.runtime.client import PaperBot
 from bot.sources.ingest import ingest
 from bot.sources.markdown import parse_markdown
 from bot.store.database import Database, connect
-from tests.conftest import FIXTURES
-from tests.discord_standin import StandIn, running_bot
-from tests.discord_standin.fixtures import (  # noqa: F401
+from standin import StandIn, running_bot
+from standin.fixtures import (  # noqa: F401
     discord_standin_fixture,
     standin_fixture,
 )
+from tests.conftest import FIXTURES
 
 
 @dataclass

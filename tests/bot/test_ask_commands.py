@@ -18,8 +18,8 @@ from bot.models import Entry, SummarySource
 from bot.store import feeds as feed_store
 from bot.store.llm_store import conversation_turns, get_conversation
 from bot.store.papers import get_paper, upsert_entries
+from standin import StandIn
 from tests.bot.conftest import make_config, sync_to
-from tests.discord_standin import StandIn
 from tests.llm_server import FakeLLMServer
 from tests.llm_server.responders import citing_responder, echoing_responder
 

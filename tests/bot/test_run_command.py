@@ -8,8 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from standin import StandIn
 from tests.conftest import FIXTURES
-from tests.discord_standin import StandIn
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

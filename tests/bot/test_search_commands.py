@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from standin import StandIn
 from tests.bot.conftest import sync_to
-from tests.discord_standin import StandIn
 
 
 def result_ids(embed: dict) -> list[str]:

@@ -14,8 +14,8 @@ from bot.store import feeds as feed_store
 from bot.store import subscriptions as sub_store
 from bot.store.feeds import Feed
 from bot.subscriptions import service as sub_service
+from standin import StandIn
 from tests.bot.conftest import make_config, sync_to
-from tests.discord_standin import StandIn
 
 
 async def eventually(check, limit: float = 5.0) -> None:

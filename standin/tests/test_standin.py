@@ -1,4 +1,4 @@
-"""The Discord stand-in works with the real discord.py client (tests/discord_standin/)."""
+"""The Discord stand-in works with the real discord.py client (standin/)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.discord_standin import (
+from standin import (
     StandIn,
     compute_pings,
     discord_py_pointed_at,
@@ -25,8 +25,8 @@ from tests.discord_standin import (
     running_bot,
     running_standin,
 )
-from tests.discord_standin.fixtures import discord_standin_fixture, standin_fixture  # noqa: F401
-from tests.discord_standin.ratelimit import Window
+from standin.fixtures import discord_standin_fixture, standin_fixture  # noqa: F401
+from standin.ratelimit import Window
 
 TOPICS = ["machine translation", "machine learning", "mechanistic interpretability", "retrieval"]
 

@@ -48,7 +48,7 @@ MESSAGES = {
     INVALID_FORM_BODY: "Invalid Form Body",
     THREAD_ARCHIVED: "Thread is archived",
     INVALID_JSON: "The request body contains invalid JSON.",
-    STANDIN_INTERNAL: "Discord stand-in internal error (a bug in tests/discord_standin)",
+    STANDIN_INTERNAL: "Discord stand-in internal error (a bug in standin)",
 }
 
 

@@ -1,7 +1,7 @@
 """Point discord.py at the stand-in, and run a bot against it for the length of a test.
 
 discord.py has no supported option for another API host; these two class attributes are the
-seams (checked against discord.py 2.7.1, and asserted by tests/test_standin.py):
+seams (checked against discord.py 2.7.1, and asserted by standin/tests/test_standin.py):
 
 - ``discord.http.Route.BASE`` is read whenever a Route is built (REST, interaction callbacks,
   webhooks/follow-ups);

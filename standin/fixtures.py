@@ -1,6 +1,6 @@
 """pytest fixtures for the Discord stand-in. To use them in a test module or ``conftest.py``::
 
-    from tests.discord_standin.fixtures import (  # noqa: F401
+    from standin.fixtures import (  # noqa: F401
         discord_standin_fixture,
         standin_fixture,
     )
