@@ -333,7 +333,7 @@ def _compile(rule: Rule) -> re.Pattern[str]:
 # of this changes a count: a match never leaves its segment, and contains its pattern's text.
 
 # Non-ASCII characters that (?i) matches to an ASCII letter but that str.lower() does not turn
-# into it (the Kelvin sign does become "k"); tests/test_classify.py checks every code point.
+# into it (the Kelvin sign does become "k"); tests/digest/test_classify.py checks every code point.
 _CASE_VARIANTS: dict[int, str] = {0x130: "i", 0x131: "i", 0x17F: "s"}
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _NOT_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if _WORD_RE.fullmatch(c) is None})

@@ -2,7 +2,7 @@
 
 ``PAPERBOT_DISCORD_API=http://HOST:PORT`` sends REST calls to ``http://HOST:PORT/api/v10``
 and opens the gateway at ``ws://HOST:PORT/gateway``. These two discord.py attributes are not
-public API; ``tests/test_discord_api.py`` checks that they still exist.
+public API; ``standin/tests/test_standin.py`` checks that they still exist.
 """
 
 from __future__ import annotations

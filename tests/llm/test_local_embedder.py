@@ -172,7 +172,7 @@ def test_embed_is_resumable_and_db_stats_counts_the_missing(tmp_path, monkeypatc
 
 
 async def test_fetch_embeds_the_new_papers_at_once(tmp_path, monkeypatch, capsys):
-    from tests.test_cli import start_hugging_face
+    from tests.cli.test_commands import start_hugging_face
 
     monkeypatch.chdir(tmp_path)
     runner, url = await start_hugging_face()

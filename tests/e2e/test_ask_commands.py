@@ -19,7 +19,7 @@ from bot.store import feeds as feed_store
 from bot.store.llm_store import conversation_turns, get_conversation
 from bot.store.papers import get_paper, upsert_entries
 from standin import StandIn
-from tests.bot.conftest import make_config, sync_to
+from tests.e2e.conftest import make_config, sync_to
 from tests.llm_server import FakeLLMServer
 from tests.llm_server.responders import citing_responder, echoing_responder
 

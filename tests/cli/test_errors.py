@@ -17,7 +17,7 @@ from tests.conftest import FIXTURES
 SEED = FIXTURES / "seed_2025-01-14.md"
 CORPUS = FIXTURES / "sources" / "corpus" / "papers_corpus_20.jsonl.gz"
 HF_DAY = FIXTURES / "sources" / "hf_daily" / "2024-05-27.json"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def paperbot(

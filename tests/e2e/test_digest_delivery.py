@@ -15,7 +15,7 @@ from bot.store import feeds as feed_store
 from bot.store import ledger
 from bot.store.papers import papers_for_day
 from standin import StandIn
-from tests.bot.conftest import make_config, sync_to
+from tests.e2e.conftest import make_config, sync_to
 from tests.waiting import wait_until
 
 DAY = date(2025, 1, 14)

@@ -12,7 +12,7 @@ from bot.store import subscriptions as sub_store
 from bot.store.papers import get_paper, upsert_entries
 from bot.subscriptions import service as sub_service
 from standin import StandIn
-from tests.bot.conftest import make_config, sync_to
+from tests.e2e.conftest import make_config, sync_to
 
 DAY = date(2025, 1, 14)
 POST_TIME = datetime(2025, 1, 15, 9, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from standin import StandIn
-from tests.bot.conftest import sync_to
+from tests.e2e.conftest import sync_to
 
 
 def result_ids(embed: dict) -> list[str]:

@@ -15,8 +15,8 @@ import pytest
 from bot.store import feeds as feed_store
 from bot.store import ledger
 from standin import StandIn
-from tests.bot.conftest import make_config, sync_to
-from tests.bot.test_digest_delivery import DAY, SEED_IDS, feed, posted_paper_ids
+from tests.e2e.conftest import make_config, sync_to
+from tests.e2e.test_digest_delivery import DAY, SEED_IDS, feed, posted_paper_ids
 
 MESSAGES = r"/channels/{}/messages$"
 

@@ -15,7 +15,7 @@ from bot.store import subscriptions as sub_store
 from bot.store.feeds import Feed
 from bot.subscriptions import service as sub_service
 from standin import StandIn
-from tests.bot.conftest import make_config, sync_to
+from tests.e2e.conftest import make_config, sync_to
 
 
 async def eventually(check, limit: float = 5.0) -> None:

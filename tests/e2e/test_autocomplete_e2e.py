@@ -19,7 +19,7 @@ from bot.store.feeds import Feed
 from bot.store.papers import upsert_entries
 from cogs.digest import check_zone
 from standin import StandIn
-from tests.bot.conftest import make_config, sync_to
+from tests.e2e.conftest import make_config, sync_to
 from tests.llm_server import FakeLLMServer
 from tests.llm_server.responders import citing_responder
 
