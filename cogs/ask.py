@@ -5,7 +5,6 @@ Loaded only when an LLM endpoint is configured (see ``bot.runtime.client.PaperBo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -16,14 +15,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.labels import normalize_label
-from bot.llm.answer import Answer, ask, converse
-from bot.llm.client import LLMUnavailable
+from bot.llm.answer import ask, converse
 from bot.models import InvalidPaperId, split_arxiv_id
-from bot.runtime import autocomplete
+from bot.runtime import answers, autocomplete
 from bot.runtime.tree import COOLDOWN_MESSAGE, UserError, parse_date_option
-from bot.store.llm_store import find_conversation, get_conversation, start_conversation
+from bot.store.llm_store import get_conversation
 from bot.store.papers import get_paper
-from bot.text import sanitize, truncate
+from bot.text import sanitize
 
 if TYPE_CHECKING:
     from bot.runtime.client import PaperBot
@@ -32,9 +30,6 @@ log = logging.getLogger(__name__)
 
 MENTIONS = discord.AllowedMentions.none()
 COOLDOWN_SECONDS = 20.0
-PROGRESS_EVERY = 1.5  # seconds between edits that show the answer growing
-# Kept back from llm.timeout for sending the final edit, so the whole reply fits in it.
-REPLY_SLACK = 0.3
 
 
 def question_cooldowns(seconds: float = COOLDOWN_SECONDS) -> commands.CooldownMapping[int]:
@@ -62,49 +57,18 @@ async def open_thread(interaction: discord.Interaction, paper_id: str) -> None:
     if parent is None:
         await interaction.followup.send("I can't open a thread here.", ephemeral=True)
         return
-    existing = await find_conversation(bot.db, parent.id, paper.arxiv_id)
-    if existing is not None:
-        thread = bot.get_channel(existing.thread_id)
-        if thread is not None:
-            await interaction.followup.send(
-                f"Questions about this paper go in {thread.mention}.",
-                ephemeral=True,
-                allowed_mentions=MENTIONS,
-            )
-            return
-    name = truncate(f"Ask: {paper.title}", 100)
-    intro = (
-        f"Questions about **{truncate(sanitize(paper.title), 200)}** ({paper.url}).\n"
-        "Use `/ask` here, or mention me in a reply; I answer from the stored summaries "
-        "and cite the papers I use."
-    )
     try:
-        if isinstance(parent, discord.ForumChannel):
-            created = await parent.create_thread(
-                name=name, content=intro, allowed_mentions=MENTIONS
-            )
-            thread = created.thread
-        else:
-            thread = await parent.create_thread(
-                name=name, type=discord.ChannelType.public_thread, auto_archive_duration=1440
-            )
-            await thread.send(intro, allowed_mentions=MENTIONS)
+        thread, new = await answers.thread_for_paper(bot, parent, paper, interaction.guild_id)
     except discord.Forbidden:
         await interaction.followup.send(
             "I don't have permission to create threads here.", ephemeral=True
         )
         return
-    await start_conversation(
-        bot.db,
-        channel_id=parent.id,
-        thread_id=thread.id,
-        guild_id=interaction.guild_id,
-        paper_id=paper.arxiv_id,
-    )
-    log.info("opened ask thread %s for paper %s", thread.id, paper.arxiv_id)
-    await interaction.followup.send(
-        f"Opened {thread.mention}: ask away.", ephemeral=True, allowed_mentions=MENTIONS
-    )
+    if new:
+        text = f"Opened {thread.mention}: ask away."
+    else:
+        text = f"Questions about this paper go in {thread.mention}."
+    await interaction.followup.send(text, ephemeral=True, allowed_mentions=MENTIONS)
 
 
 class AskButton(
@@ -146,39 +110,6 @@ class AskCog(commands.Cog):
     def timeout(self) -> float:
         """The user's whole wait, from the command to the final answer (``llm.timeout``)."""
         return self.bot.config.llm.timeout
-
-    async def _answer(self, coroutine, started: float) -> str:
-        """Run the answer so that it (or the apology) is sent within ``llm.timeout`` of
-        ``started`` (a ``time.monotonic()``); every failure becomes one polite line."""
-        left = self.timeout - (time.monotonic() - started) - REPLY_SLACK
-        try:
-            result: Answer = await asyncio.wait_for(coroutine, timeout=max(left, 0.05))
-        except TimeoutError:
-            log.warning("an answer took longer than llm.timeout (%g s)", self.timeout)
-            return (
-                f"Sorry, the language model did not answer within {self.timeout:g} s. "
-                "Please try again in a moment."
-            )
-        except LLMUnavailable as exc:
-            log.warning("LLM unavailable: %s", exc)
-            return f"Sorry, I can't answer right now: {exc}"
-        return result.text
-
-    def _progress(self, edit):
-        """An on_progress callback that edits at most every PROGRESS_EVERY seconds."""
-        state = {"last": 0.0}
-
-        async def on_progress(preview: str) -> None:
-            now = time.monotonic()
-            if now - state["last"] < PROGRESS_EVERY or not preview.strip():
-                return
-            state["last"] = now
-            try:
-                await edit(truncate(preview, 1900) + " ✍️")
-            except discord.HTTPException as exc:
-                log.debug("progress edit failed: %s", exc)
-
-        return on_progress
 
     def _on_cooldown(self, user_id: int) -> app_commands.CommandOnCooldown | None:
         """Take the user's question; the error to raise when they have none left."""
@@ -241,7 +172,7 @@ class AskCog(commands.Cog):
                 guild_id=interaction.guild_id,
                 paper_id=paper_id,
                 embedder=self.bot.embedder,
-                on_progress=self._progress(edit),
+                on_progress=answers.progress_edits(edit),
             )
         else:
             work = ask(
@@ -252,9 +183,9 @@ class AskCog(commands.Cog):
                 paper_id=paper_id,
                 tag=label,
                 since=start,
-                on_progress=self._progress(edit),
+                on_progress=answers.progress_edits(edit),
             )
-        await edit(await self._answer(work, started))
+        await edit(await answers.answer_text(work, self.timeout, started))
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -283,7 +214,7 @@ class AskCog(commands.Cog):
             embedder=self.bot.embedder,
         )
         async with message.channel.typing():
-            text = await self._answer(work, started)
+            text = await answers.answer_text(work, self.timeout, started)
         await message.reply(text, allowed_mentions=MENTIONS, mention_author=False)
 
 
