@@ -9,8 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import InputError
 from bot.models import Subscription
+from bot.runtime import autocomplete
 from bot.runtime.tree import UserError
 from bot.store import feeds as feed_store
 from bot.store import subscriptions as sub_store
@@ -50,12 +50,9 @@ class SubscribeCommands(
 
     async def _add(self, interaction: discord.Interaction, kind: str, value: str, dm: bool) -> None:
         assert interaction.guild_id is not None
-        try:
-            added = await sub_service.add_subscription(
-                self.bot.db, interaction.guild_id, interaction.user.id, kind, value, dm=dm
-            )
-        except InputError as exc:
-            raise UserError(str(exc)) from None
+        added = await sub_service.add_subscription(
+            self.bot.db, interaction.guild_id, interaction.user.id, kind, value, dm=dm
+        )
         how = "I'll send you a DM" if dm else "I'll mention you under the digest"
         await _reply(
             interaction,
@@ -67,15 +64,9 @@ class SubscribeCommands(
     @app_commands.describe(
         tag="A tag such as Robotics (see /tags)", dm="By DM instead of a mention"
     )
+    @app_commands.autocomplete(tag=autocomplete.any_tag)
     async def tag(self, interaction: discord.Interaction, tag: str, dm: bool = False) -> None:
         await self._add(interaction, "tag", tag, dm)
-
-    @tag.autocomplete("tag")
-    async def _tag_autocomplete(self, interaction: discord.Interaction, current: str):
-        search_cog = self.bot.get_cog("SearchCog")
-        if search_cog is None:
-            return []
-        return await search_cog.tag_autocomplete(interaction, current)
 
     @app_commands.command(name="keyword", description="Papers matching words (search syntax)")
     @app_commands.describe(
@@ -103,6 +94,7 @@ class SubscribeCommands(
     @app_commands.describe(
         role="The role to mention", tag="The tag", channel="The digest's channel"
     )
+    @app_commands.autocomplete(tag=autocomplete.any_tag)
     async def role(
         self,
         interaction: discord.Interaction,
@@ -118,18 +110,15 @@ class SubscribeCommands(
         feed = await feed_store.get_feed_by_channel(self.bot.db, channel.id)
         if feed is None or feed.guild_id != interaction.guild_id:
             raise UserError(f"{channel.mention} has no digest; create one with `/digest setup`.")
-        try:
-            added = await sub_service.add_subscription(
-                self.bot.db,
-                interaction.guild_id,
-                role.id,
-                "tag",
-                tag,
-                subscriber_type="role",
-                feed_id=feed.id,
-            )
-        except InputError as exc:
-            raise UserError(str(exc)) from None
+        added = await sub_service.add_subscription(
+            self.bot.db,
+            interaction.guild_id,
+            role.id,
+            "tag",
+            tag,
+            subscriber_type="role",
+            feed_id=feed.id,
+        )
         note = (
             ""
             if role.mentionable
@@ -143,10 +132,6 @@ class SubscribeCommands(
             f"{role.mention} will be mentioned in {channel.mention} for "
             f"{sanitize(added.label, markdown=False)}.{note}",
         )
-
-    @role.autocomplete("tag")
-    async def _role_tag_autocomplete(self, interaction: discord.Interaction, current: str):
-        return await self._tag_autocomplete(interaction, current)
 
 
 @app_commands.guild_only()
@@ -257,9 +242,7 @@ class SubscriptionsCog(commands.Cog):
     @app_commands.command(name="forgetme", description="Delete everything I store about you")
     async def forgetme(self, interaction: discord.Interaction) -> None:
         removed = await sub_store.forget_user(self.bot.db, interaction.user.id)
-        search_cog = self.bot.get_cog("SearchCog")
-        if search_cog is not None:
-            search_cog.sessions.forget_user(interaction.user.id)
+        self.bot.search_sessions.forget_user(interaction.user.id)
         log.info("forgot user %s (%d subscriptions)", interaction.user.id, removed)
         await _reply(
             interaction,

@@ -222,6 +222,16 @@ def paper_embed(paper: Paper, *, compact: bool = False) -> dict[str, Any]:
     return _compact_embed(paper) if compact else _full_embed(paper)
 
 
+def paper_card(paper: Paper) -> dict[str, Any]:
+    """`/paper`: the full embed with the abstract as a last field, when it fits."""
+    embed = paper_embed(paper)
+    room = min(1024, MAX_EMBED_TOTAL - embed_size(embed) - len("Abstract"))
+    if paper.abstract and room > 100 and len(embed.get("fields", [])) < 25:
+        abstract = truncate(sanitize(paper.abstract), room)
+        embed.setdefault("fields", []).append({"name": "Abstract", "value": abstract})
+    return embed
+
+
 def _header_embed(day: date, papers: Sequence[Paper], feed_name: str | None) -> dict[str, Any]:
     title = f"📄 Papers for {day.isoformat()}"
     if feed_name and (name := sanitize(feed_name)):

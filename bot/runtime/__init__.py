@@ -2,4 +2,6 @@
 
 `client` is PaperBot (resources injected, cogs loaded from a list); `tree` answers every
 command error in one place; `discord_api` points discord.py at a stand-in for tests;
-`forget` drops what belonged to servers, channels and roles that went away."""
+`forget` drops what belonged to servers, channels and roles that went away; `autocomplete`
+holds the tag completers every cog shares; `answers` turns LLM answers into replies and Ask
+threads."""

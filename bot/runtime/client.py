@@ -20,6 +20,8 @@ from bot.llm.embeddings import Embedder, embed_new
 from bot.llm.enrich import enrich_ids
 from bot.runtime import forget
 from bot.runtime.tree import PaperTree
+from bot.search.sessions import SearchSessions
+from bot.search.tag_options import TagOptions
 from bot.sources.fetch import Fetcher
 from bot.store import feeds as feed_store
 from bot.store.database import Database
@@ -131,6 +133,9 @@ class PaperBot(commands.Bot):
         self.caught_up = asyncio.Event()  # set once the start-up catch-up has run
         self._reconcile_lock = asyncio.Lock()
         self._llm_check_task: asyncio.Task | None = None  # the endpoint probe at start
+        # Shared by the cogs (tag autocompletes; /search pages, also forgotten by /forgetme).
+        self.tag_options = TagOptions(db)
+        self.search_sessions = SearchSessions()
 
     async def _enrich_new_papers(self, new_ids: Sequence[str]) -> None:
         """Embeddings, LLM summaries and labels for newly stored papers; never blocks a digest.

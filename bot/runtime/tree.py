@@ -12,6 +12,10 @@ from bot.errors import PaperbotError
 
 log = logging.getLogger(__name__)
 
+# A command's ``extras`` key: its own cooldown reply, formatted with the seconds to wait.
+COOLDOWN_MESSAGE = "cooldown_message"
+DEFAULT_COOLDOWN_MESSAGE = "Slow down a little: try again in {:.0f} s."
+
 
 class UserError(app_commands.AppCommandError):
     """A mistake the user can fix; its message is shown to them as is."""
@@ -48,7 +52,8 @@ class PaperTree(app_commands.CommandTree):
         elif isinstance(error, app_commands.MissingPermissions):
             text = "Sorry, only members with the Manage Server permission can do that."
         elif isinstance(error, app_commands.CommandOnCooldown):
-            text = f"Slow down a little: try again in {error.retry_after:.0f} s."
+            extras = interaction.command.extras if interaction.command else {}
+            text = extras.get(COOLDOWN_MESSAGE, DEFAULT_COOLDOWN_MESSAGE).format(error.retry_after)
         elif isinstance(error, app_commands.NoPrivateMessage):
             text = "This command only works in a server."
         elif isinstance(error, app_commands.CheckFailure):

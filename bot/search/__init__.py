@@ -2,4 +2,5 @@
 
 `query` parses what users type; `engine` runs it against the store (filters, sorting, paging,
 tag suggestions); `index`, `bm25` and `tokens` rank common words fast on large stores;
-`cache` keeps recent result pages; `tag_options` serves tag autocompletion."""
+`cache` keeps recent result pages; `sessions` keeps the searches behind result buttons;
+`tag_options` serves tag autocompletion; `render` builds the result embeds."""

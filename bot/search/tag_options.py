@@ -12,10 +12,38 @@ import difflib
 from collections.abc import Mapping
 
 from bot.labels import LABELS, normalize_label
+from bot.search.cache import ResultCache
+from bot.store.database import Database
+from bot.store.papers import tag_counts
 from bot.text import truncate
 
 MAX_CHOICES = 25  # Discord's limit
 MAX_VALUE = 100  # characters in a choice's name and value
+COUNTS_TTL = 60.0  # seconds the tag counts are reused
+
+
+class TagOptions:
+    """The one tag completer of every command (held by the bot: ``PaperBot.tag_options``).
+
+    Counting every tag row takes ~80 ms at 90k papers (on a reader thread): the counts are
+    reused for a minute, and autocompletes arriving together share one count.
+    """
+
+    def __init__(self, db: Database, ttl: float = COUNTS_TTL) -> None:
+        self.db = db
+        self._counts: ResultCache[list[tuple[str, int]]] = ResultCache(ttl=ttl, capacity=1)
+
+    async def known_tags(self) -> list[tuple[str, int]]:
+        """Stored tags with their paper counts, most papers first."""
+        return await self._counts.get("tags", 0, lambda: tag_counts(self.db))
+
+    async def complete(
+        self, typed: str, *, vocabulary_only: bool = False, many: bool = False
+    ) -> list[tuple[str, str]]:
+        """``complete_tag`` (or ``complete_tag_list`` when ``many``) over the stored tags."""
+        counts = dict(await self.known_tags())
+        pick = complete_tag_list if many else complete_tag
+        return pick(counts, typed, vocabulary_only=vocabulary_only)
 
 
 def tag_names(counts: Mapping[str, int], *, vocabulary_only: bool) -> list[str]:

@@ -258,6 +258,16 @@ async def recent_deliveries(db: Database, feed_id: int, limit: int = 5) -> list[
     return [_delivery(row) for row in rows]
 
 
+async def latest_deliveries(db: Database, guild_id: int) -> dict[int, Delivery]:
+    """The newest delivery of each feed of a guild, by feed id (one query)."""
+    rows = await db.fetchall(
+        "SELECT d.* FROM deliveries d JOIN feeds f ON f.id = d.feed_id WHERE f.guild_id = ?"
+        " AND d.day = (SELECT max(day) FROM deliveries WHERE feed_id = d.feed_id)",
+        (guild_id,),
+    )
+    return {row["feed_id"]: _delivery(row) for row in rows}
+
+
 async def record_fetch(
     db: Database, source: str, day: date, status: str, papers: int = 0, error: str | None = None
 ) -> None:
@@ -287,3 +297,19 @@ async def latest_fetch(db: Database, source: str) -> tuple[date, str, int, str |
         (source,),
     )
     return (date.fromisoformat(row[0]), row[1], row[2], row[3]) if row else None
+
+
+async def latest_fetches(
+    db: Database, sources: Sequence[str]
+) -> dict[str, tuple[date, str, int, str | None]]:
+    """``latest_fetch`` of several sources at once (one query), by source."""
+    if not sources:
+        return {}
+    marks = ", ".join("?" * len(sources))
+    rows = await db.fetchall(
+        "SELECT source, day, status, papers, last_error FROM fetch_runs f"
+        f" WHERE source IN ({marks})"
+        " AND day = (SELECT max(day) FROM fetch_runs WHERE source = f.source)",
+        tuple(sources),
+    )
+    return {row[0]: (date.fromisoformat(row[1]), row[2], row[3], row[4]) for row in rows}

@@ -18,6 +18,7 @@ from bot.models import Entry, SummarySource
 from bot.store import feeds as feed_store
 from bot.store.llm_store import conversation_turns, get_conversation
 from bot.store.papers import get_paper, upsert_entries
+from cogs.ask import question_cooldowns
 from standin import StandIn
 from tests.e2e.conftest import make_config, sync_to
 from tests.llm_server import FakeLLMServer
@@ -227,7 +228,7 @@ async def test_an_llm_outage_or_timeout_gets_a_polite_answer(
         handle = await standin.slash("ask", {"question": "How does tensor product attention work?"})
         await handle.wait_callback()
         outage = await wait_for_content(handle, lambda c: c.startswith("Sorry"))
-        bot.get_cog("AskCog").cooldowns.seconds = 0
+        bot.get_cog("AskCog").cooldowns = question_cooldowns(0)
         llm_server.reset()
         llm_server.queue(Reply(content="late [1]", delay=10.0))
         slow = await standin.slash("ask", {"question": "How does tensor product attention work?"})

@@ -10,6 +10,7 @@ from zoneinfo import available_timezones
 
 import pytest
 
+from bot.delivery.feed_service import check_zone
 from bot.labels import LABELS
 from bot.llm.client import LLMClient
 from bot.models import Entry, Paper
@@ -17,7 +18,7 @@ from bot.store import feeds as feed_store
 from bot.store import subscriptions as sub_store
 from bot.store.feeds import Feed
 from bot.store.papers import upsert_entries
-from cogs.digest import check_zone
+from cogs.ask import question_cooldowns
 from standin import StandIn
 from tests.e2e.conftest import make_config, sync_to
 from tests.llm_server import FakeLLMServer
@@ -70,7 +71,7 @@ async def test_search_tag_offers_only_tags_search_accepts(standin: StandIn, star
         for value in values:
             handle = await standin.slash("search", {"query": "model", "tag": value})
             assert_accepted(await content_of(handle), value)
-        stored = {tag for tag, _ in await bot.get_cog("SearchCog").known_tags()}
+        stored = {tag for tag, _ in await bot.tag_options.known_tags()}
         empty = next(v for v in unused if v not in stored)
         handle = await standin.slash("search", {"query": "model", "tag": empty})
         assert f"No papers carry the tag `{empty}` yet" in await content_of(handle)
@@ -188,7 +189,7 @@ async def test_ask_tag_offers_only_labels_ask_accepts(
             start_bot(config=config, llm=llm, embedder=None) as bot,
         ):
             await sync_to(bot, standin.guild.id)
-            bot.get_cog("AskCog").cooldowns.seconds = 0
+            bot.get_cog("AskCog").cooldowns = question_cooldowns(0)
             values = await offered(standin, "ask", {"question": "What is new?"}, "tag")
             assert UNLABELLED not in values
             for value in values:

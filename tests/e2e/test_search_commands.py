@@ -56,7 +56,7 @@ async def test_search_pages_with_buttons_only_for_the_invoker(standin: StandIn, 
         second_page = result_ids(update["data"]["embeds"][0])
         assert second_page and set(second_page).isdisjoint(first_page)
 
-        bot.get_cog("SearchCog").sessions._items.clear()  # as after a restart or the TTL
+        bot.search_sessions._items.clear()  # as after a restart or the TTL
         previous = buttons(standin.message(message.id))["◀ Previous"]
         assert previous["disabled"] is False
         expired = await standin.click(message.id, previous["custom_id"])
