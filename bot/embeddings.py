@@ -21,6 +21,7 @@ one numpy matrix for cosine search off the event loop (plain Python when numpy i
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import math
@@ -420,6 +421,58 @@ async def write_snapshot(db: Database, model: str, *, force: bool = False) -> bo
     return True
 
 
+BLAS_THREAD_SETTERS = (
+    "scipy_openblas_set_num_threads64_",  # numpy's own wheels (scipy-openblas, 64-bit ints)
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
+
+
+def _openblas_paths() -> list[str]:
+    """The OpenBLAS libraries loaded in this process (numpy's first)."""
+    found: list[str] = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.rsplit(None, 1)[-1] if "openblas" in line else ""
+                if path.startswith("/") and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
+    if np is not None:
+        base = Path(np.__file__).parent
+        for folder in (base.parent / "numpy.libs", base / ".dylibs"):
+            found.extend(str(p) for p in sorted(folder.glob("*openblas*")) if str(p) not in found)
+    return found
+
+
+@functools.cache
+def single_threaded_blas() -> bool:
+    """Run numpy's matrix products on one thread, once per process; True if it was set.
+
+    A search is one matrix-vector product over 90k x 256 floats, bound by memory: on a busy
+    2-core machine OpenBLAS's second thread makes it slower, not faster (8.0 ms median with
+    two threads against 3.1-3.4 ms with one, ``bench_retrieval --big-db``). Left alone when
+    ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` is set, or the library is not OpenBLAS.
+    """
+    if np is None or os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS"):
+        return False
+    import ctypes
+
+    for path in _openblas_paths():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in BLAS_THREAD_SETTERS:
+            setter = getattr(library, symbol, None)
+            if setter is not None:
+                setter(1)
+                return True
+    return False
+
+
 class VectorIndex:
     """All stored vectors of one model, for brute-force cosine search.
 
@@ -562,6 +615,7 @@ class VectorIndex:
         """Search one snapshot of the index (safe in a worker thread)."""
         if matrix is None or not len(ids) or k <= 0:
             return []
+        single_threaded_blas()
         unit = np.asarray(query, dtype=np.float32)
         norm = float(np.linalg.norm(unit))
         if norm > 0:
