@@ -86,7 +86,6 @@ class Embedder(Protocol):
 
     name: str
     min_similarity: float  # cosine at which a paper is on topic whatever its words
-    min_similarity_with_terms: float  # cosine needed as well when enough words match
 
     async def embed_documents(self, texts: Sequence[str]) -> list[Vector]: ...
 
@@ -142,7 +141,10 @@ class BaseEmbedder(ABC):
 
     name = "base"
     min_similarity = 0.3
-    min_similarity_with_terms = 0.0
+    # The relevance gate's blend of cosine and idf-weighted word coverage (bot.retrieval):
+    # None until calibrated for the model, and then the words alone back the cosine up.
+    gate_term_weight = 1.0
+    gate_threshold: float | None = None
     fusion_weight = 1.0  # of the vector ranking in the RRF fusion (bm25's is 1)
 
     def __init__(self) -> None:
@@ -231,12 +233,15 @@ class StaticModel:
 class StaticEmbedder(BaseEmbedder):
     """WordLlama's token table from the ``wordllama`` package, offline, numpy only.
 
-    The gate thresholds were calibrated on ``bench/questions.jsonl`` (see the README).
+    The gate thresholds were calibrated on the ``tune`` half of ``bench/questions.jsonl``
+    (``bench_retrieval --calibrate``, see the README): a cosine of 0.55 suffices, else
+    ``(cosine + 0.75 x idf-weighted word coverage) / 1.75`` must reach 0.4314.
     """
 
     name = STATIC_MODEL_NAME
     min_similarity = 0.55
-    min_similarity_with_terms = 0.40
+    gate_term_weight = 0.75
+    gate_threshold = 0.4314
     # Its ranking counts half of bm25's in the fusion: a mean of word vectors is a weaker
     # ranker than bm25 on its own (hybrid hit@3 0.913 at equal weight, 0.957 at 0.5).
     fusion_weight = 0.5
