@@ -33,13 +33,13 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.client import PaperBot
 from bot.config import Config
-from bot.db import feeds as feed_store
-from bot.db.database import Database, connect
-from bot.db.feeds import Feed
-from bot.ingest import ingest
+from bot.runtime.client import PaperBot
+from bot.sources.ingest import ingest
 from bot.sources.markdown import parse_markdown
+from bot.store import feeds as feed_store
+from bot.store.database import Database, connect
+from bot.store.feeds import Feed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -6,7 +6,8 @@
 * slow: the reply streams, but slowly (a token every 0.1 s for 10 s), as a small CPU model does.
 
 Baseline: the ``openai`` package used as the bot used it before (timeout T per attempt, which
-for a stream bounds each read, not the answer; 2 retries). paperbot: :class:`bot.llm.LLMClient`,
+for a stream bounds each read, not the answer; 2 retries).
+paperbot: :class:`bot.llm.client.LLMClient`,
 one deadline for the call and its retries. Also timed: the next question right after, on a
 single-slot server. Note: this test server frees its slot as soon as the client disconnects
 (as llama.cpp does for a stream at its next write), so ``next_question`` only shows that the
@@ -29,8 +30,8 @@ from pathlib import Path
 import openai
 
 from bot.config import LLMConfig
-from bot.db.database import connect
-from bot.llm import LLMClient, LLMUnavailable
+from bot.llm.client import LLMClient, LLMUnavailable
+from bot.store.database import connect
 from tests.llm_server import FakeLLMServer, Reply
 
 MESSAGES = [{"role": "user", "content": "Say OK."}]

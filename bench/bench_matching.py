@@ -7,7 +7,8 @@ from real-looking vocabulary with phrases, OR, exclusions, prefixes and tag filt
 names from the corpus) and a 50-paper day (real papers when the corpus exists, with derived
 bullets and tags as ingest gives them). Times the index build, ``SubscriptionIndex.match`` (p50
 over R rounds, day table included; wall and CPU time), reading every result once, one guild's
-``match_feed`` on a prepared day, and the plain loop of :func:`bot.matching.reference_match`
+``match_feed`` on a prepared day, and the plain loop of
+:func:`bot.subscriptions.matching.reference_match`
 (one MATCH per subscription), checks that both give the same matches and prints ``name: value``
 lines.
 """
@@ -27,14 +28,20 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: python bench/bench_matching.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.classify import LABELS
-from bot.db.subscriptions import Subscription, prepare_subscription
 from bot.errors import InputError
-from bot.ingest import prepare
-from bot.matching import DayIndex, MatchStats, SubscriptionIndex, Tokenizer, match_feed
-from bot.matching import reference_match as naive_match
-from bot.models import Entry, Paper
+from bot.labels import LABELS
+from bot.models import Entry, Paper, Subscription
+from bot.sources.ingest import prepare
 from bot.sources.jsonl import iter_jsonl_file
+from bot.subscriptions.matching import (
+    DayIndex,
+    MatchStats,
+    SubscriptionIndex,
+    Tokenizer,
+    match_feed,
+)
+from bot.subscriptions.matching import reference_match as naive_match
+from bot.subscriptions.rules import prepare_subscription
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared/data/corpus/papers_corpus.jsonl.gz"
 TARGET_MATCH_MS = 50

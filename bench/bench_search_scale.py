@@ -6,7 +6,7 @@ Builds (once, cached under ``bench/.data/``) a 90k database from the real corpus
 (the corpus plus 10 generated variants of every paper: new id, date and authors, title and
 abstract words perturbed with words drawn from the corpus itself, so term statistics stay
 realistic), with the bulk path ``upsert_entries`` in batches of 50,000. On a store large enough
-for it (``bot.search_index.MIN_PAPERS``) the search index is built too (and cached next to the
+for it (``bot.search.index.MIN_PAPERS``) the search index is built too (and cached next to the
 database). Then, over a fixed query set (common single words, multi-word, phrases, OR,
 exclusions, author filters, a prefix):
 
@@ -39,16 +39,16 @@ from pathlib import Path
 
 import aiohttp
 
-from bot import search_index
-from bot.client import PaperBot
 from bot.config import Config
-from bot.db.connection import open_database
-from bot.db.database import Database, connect
-from bot.db.papers import upsert_entries
 from bot.models import Entry, Paper
-from bot.query import parse_query
-from bot.search import BM25, search
+from bot.runtime.client import PaperBot
+from bot.search import index as search_index
+from bot.search.engine import BM25, search
+from bot.search.query import parse_query
 from bot.sources.jsonl import iter_jsonl_file
+from bot.store.connection import open_database
+from bot.store.database import Database, connect
+from bot.store.papers import upsert_entries
 from tests.discord_standin import discord_py_pointed_at, running_bot, running_standin
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,9 +9,9 @@ peak RSS from ``/usr/bin/time``, against a bare build measured the same way in t
 a subprocess that reads the same file with the stdlib ``json``, inserts the rows with one
 ``executemany`` and fills FTS5 with one bulk ``INSERT ... SELECT`` (same schema, no
 derivation). Rates are corpus lines per second; medians over ``--import-runs``.
-Store step alone: ``bot.db.papers.upsert_entries`` on already parsed and derived entries,
+Store step alone: ``bot.store.papers.upsert_entries`` on already parsed and derived entries,
 against the bare ``executemany`` + FTS5 build of the same rows (this covers only the store).
-Search: ``bot.search.search`` (query language, top 10) against a bare FTS5 bm25 top-10 query
+Search: ``bot.search.engine.search`` (query language, top 10) against a bare FTS5 bm25 top-10 query
 with the same MATCH expression on the same database. Prints ``name: value`` lines.
 """
 
@@ -31,14 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.db.connection import open_database
-from bot.db.database import Database
-from bot.db.papers import _row_values, upsert_entries
-from bot.ingest import prepare
 from bot.models import Entry, Paper
-from bot.query import parse_query
-from bot.search import search
+from bot.search.engine import search
+from bot.search.query import parse_query
+from bot.sources.ingest import prepare
 from bot.sources.jsonl import iter_jsonl_file
+from bot.store.connection import open_database
+from bot.store.database import Database
+from bot.store.papers import _row_values, upsert_entries
 
 # ../shared/data next to the checkout (a git worktree one level deeper also finds it).
 _CANDIDATES = [

@@ -17,7 +17,7 @@ import signal
 import discord
 from discord import app_commands
 
-from bot.discord_api import configure_from_env
+from bot.runtime.discord_api import configure_from_env
 
 
 class MinimalBot(discord.Client):

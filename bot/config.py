@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import InputError
+from bot.labels import LABELS, normalize_label
 from bot.suggest import did_you_mean
 
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -72,8 +73,6 @@ def _sources(values: list[str]) -> None:
 
 def _tags(values: list[str]) -> None:
     # A feed filter naming no known label would silently match nothing.
-    from bot.classify import LABELS, normalize_label  # here: it compiles the rules' regexes
-
     for value in values:
         if normalize_label(value) is None:
             raise ValueError(f"unknown tag {value!r}{did_you_mean(value, LABELS)}")

@@ -8,7 +8,7 @@ the store merges papers with :func:`merge_papers`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import IntEnum
 
@@ -16,7 +16,6 @@ from enum import IntEnum
 # ids (quant-ph/0210005, math.GT/0309136), each optionally followed by a version.
 _NEW_ID = r"\d{4}\.\d{4,5}"
 _OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}"
-ARXIV_ID_RE = re.compile(rf"(?P<id>{_NEW_ID}|{_OLD_ID})(?:v(?P<version>\d+))?")
 _FULL_ID_RE = re.compile(rf"^(?:arxiv:)?(?P<id>{_NEW_ID}|{_OLD_ID})(?:v(?P<version>\d+))?$", re.I)
 
 
@@ -123,14 +122,6 @@ class DigestFilters:
     max_papers: int = 25
 
 
-@dataclass(frozen=True, slots=True)
-class DigestDay:
-    """A day's papers in listing order, as read back from the store."""
-
-    day: date
-    papers: tuple[Paper, ...] = field(default_factory=tuple)
-
-
 def _richer_text(old: str, new: str) -> str:
     return new if len(new.strip()) > len(old.strip()) else old
 
@@ -192,3 +183,47 @@ def merge_papers(old: Paper, new: Paper) -> Paper:
         upvotes=_max_optional(old.upvotes, new.upvotes),
         github_stars=_max_optional(old.github_stars, new.github_stars),
     )
+
+
+def search_texts(paper: Paper) -> tuple[str, str, str]:
+    """The authors, summary and tags texts the store's FTS5 columns hold for ``paper`` (the
+    subscription matcher indexes a day with the very same texts)."""
+    return ", ".join(paper.authors), " ".join(paper.bullets), ", ".join(paper.tags)
+
+
+TermTokens = tuple[tuple[str, tuple[str, ...]], ...]  # (term FTS text, its stemmed tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One subscriber's interest in a tag, a keyword query or an author."""
+
+    guild_id: int
+    subscriber_id: int
+    kind: str  # "tag" | "keyword" | "author"
+    value: str  # as typed
+    norm: str  # canonical tag name / canonical query / author words, lowercased
+    subscriber_type: str = "user"  # "user" | "role"
+    terms: TermTokens = ()  # each query term's FTS text with its stemmed tokens
+    feed_id: int | None = None  # None: any feed of the guild (users only)
+    dm: bool = False
+    id: int | None = None
+    created_at: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the subscription is shown: tag `Robotics`, keyword `diffusion "video models"`.
+
+        Built from ``norm`` (canonical, no mentions or markdown beyond quotes), not ``value``.
+        """
+        return f"{self.kind} `{self.norm.replace('`', '')}`"
+
+
+@dataclass(frozen=True, slots=True)
+class DmStatus:
+    """Why a user's DMs are not being sent."""
+
+    user_id: int
+    closed: bool
+    closed_at: str | None
+    last_error: str | None

@@ -9,7 +9,7 @@ import discord
 from discord.ext import commands
 
 if TYPE_CHECKING:
-    from bot.client import PaperBot
+    from bot.runtime.client import PaperBot
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """/ask and the Ask button: grounded answers from the stored papers, with follow-ups in threads.
 
-Loaded only when an LLM endpoint is configured (see ``bot.client.PaperBot``).
+Loaded only when an LLM endpoint is configured (see ``bot.runtime.client.PaperBot``).
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answer import Answer, ask, converse
-from bot.classify import normalize_label
-from bot.db.llm_store import find_conversation, get_conversation, start_conversation
-from bot.db.papers import get_paper
-from bot.llm import LLMUnavailable
+from bot.labels import normalize_label
+from bot.llm.answer import Answer, ask, converse
+from bot.llm.client import LLMUnavailable
 from bot.models import InvalidPaperId, split_arxiv_id
+from bot.runtime.tree import UserError, parse_date_option
+from bot.store.llm_store import find_conversation, get_conversation, start_conversation
+from bot.store.papers import get_paper
 from bot.text import sanitize, truncate
-from bot.tree import UserError, parse_date_option
 
 if TYPE_CHECKING:
-    from bot.client import PaperBot
+    from bot.runtime.client import PaperBot
 
 log = logging.getLogger(__name__)
 

@@ -12,21 +12,21 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.classify import LABELS, normalize_label
 from bot.config import parse_hhmm
-from bot.db import feeds as feed_store
-from bot.db import ledger
-from bot.db.feeds import Feed
-from bot.delivery import Outcome, send_kwargs
+from bot.delivery.scheduler import digest_day_for, previous_post_time
+from bot.delivery.sender import Outcome, send_kwargs
+from bot.digest.render import digest_messages
+from bot.labels import LABELS, normalize_label
 from bot.models import DigestFilters
-from bot.render import digest_messages
-from bot.scheduler import digest_day_for, previous_post_time
+from bot.runtime.tree import UserError, parse_date_option
+from bot.store import feeds as feed_store
+from bot.store import ledger
+from bot.store.feeds import Feed
 from bot.suggest import did_you_mean
 from bot.text import sanitize, truncate
-from bot.tree import UserError, parse_date_option
 
 if TYPE_CHECKING:
-    from bot.client import PaperBot
+    from bot.runtime.client import PaperBot
 
 log = logging.getLogger(__name__)
 

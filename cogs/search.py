@@ -16,19 +16,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.classify import LABELS
-from bot.db.papers import get_paper, tag_counts
+from bot.digest.render import EMBED_COLOR, MAX_EMBED_TOTAL, embed_size, format_authors, paper_embed
 from bot.errors import InputError
+from bot.labels import LABELS
 from bot.models import InvalidPaperId, split_arxiv_id
-from bot.render import EMBED_COLOR, MAX_EMBED_TOTAL, embed_size, format_authors, paper_embed
-from bot.search import SearchResult, search
-from bot.search_cache import ResultCache
-from bot.tag_options import complete_tag, complete_tag_list
+from bot.runtime.tree import UserError, parse_date_option
+from bot.search.cache import ResultCache
+from bot.search.engine import SearchResult, search
+from bot.search.tag_options import complete_tag, complete_tag_list
+from bot.store.papers import get_paper, tag_counts
 from bot.text import sanitize, truncate
-from bot.tree import UserError, parse_date_option
 
 if TYPE_CHECKING:
-    from bot.client import PaperBot
+    from bot.runtime.client import PaperBot
 
 log = logging.getLogger(__name__)
 

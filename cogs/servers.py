@@ -1,5 +1,5 @@
 """Gateway events that take things away: a guild leaving, a channel or role deleted; and on
-every READY, what went away unseen (``bot.forget.reconcile``)."""
+every READY, what went away unseen (``bot.runtime.forget.reconcile``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot import forget
+from bot.runtime import forget
 
 if TYPE_CHECKING:
-    from bot.client import PaperBot
+    from bot.runtime.client import PaperBot
 
 
 class ServersCog(commands.Cog):

@@ -9,14 +9,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.db import feeds as feed_store
-from bot.db import subscriptions as sub_store
 from bot.errors import InputError
+from bot.models import Subscription
+from bot.runtime.tree import UserError
+from bot.store import feeds as feed_store
+from bot.store import subscriptions as sub_store
+from bot.subscriptions import service as sub_service
 from bot.text import sanitize, truncate
-from bot.tree import UserError
 
 if TYPE_CHECKING:
-    from bot.client import PaperBot
+    from bot.runtime.client import PaperBot
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ def _reply(interaction: discord.Interaction, text: str):
     )
 
 
-def describe(subscription: sub_store.Subscription) -> str:
+def describe(subscription: Subscription) -> str:
     where = " (by DM)" if subscription.dm else ""
     if subscription.subscriber_type == "role":
         where = f" for <@&{subscription.subscriber_id}> (in one digest channel)"
@@ -49,7 +51,7 @@ class SubscribeCommands(
     async def _add(self, interaction: discord.Interaction, kind: str, value: str, dm: bool) -> None:
         assert interaction.guild_id is not None
         try:
-            added = await sub_store.add_subscription(
+            added = await sub_service.add_subscription(
                 self.bot.db, interaction.guild_id, interaction.user.id, kind, value, dm=dm
             )
         except InputError as exc:
@@ -117,7 +119,7 @@ class SubscribeCommands(
         if feed is None or feed.guild_id != interaction.guild_id:
             raise UserError(f"{channel.mention} has no digest; create one with `/digest setup`.")
         try:
-            added = await sub_store.add_subscription(
+            added = await sub_service.add_subscription(
                 self.bot.db,
                 interaction.guild_id,
                 role.id,
@@ -220,7 +222,7 @@ class SubscriptionsCog(commands.Cog):
         target = next((s for s in [*mine, *roles] if s.id == subscription_id), None)
         if target is None:
             raise UserError("That subscription is not yours (or is already gone).")
-        await sub_store.remove_subscription(
+        await sub_service.remove_subscription(
             self.bot.db,
             interaction.guild_id,
             target.subscriber_id,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import search_index
-from bot.db.database import Database, connect
+from bot.search import index as search_index
+from bot.store.database import Database, connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

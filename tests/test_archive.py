@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.archive import export_markdown, import_files
-from bot.db.connection import migration_scripts
-from bot.db.database import Database, connect
-from bot.db.papers import get_paper, upsert_entries
 from bot.errors import InputError
 from bot.models import Entry, Listing, Paper, SummarySource
+from bot.sources.archive import export_markdown, import_files
 from bot.sources.markdown import HEADER, SEPARATOR
+from bot.store.connection import migration_scripts
+from bot.store.database import Database, connect
+from bot.store.papers import get_paper, upsert_entries
 from tests.conftest import FIXTURES
 from tests.digest_archive import make_archive
 

@@ -10,14 +10,11 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.classify import (
+from bot.digest.classify import (
     _MATCHERS,
-    ALIASES,
     CATEGORY_LABELS,
     KEYWORD_RULES,
-    LABELS,
     MAX_LABELS,
-    TAXONOMY,
     _candidates,
     _fold,
     _fold_words,
@@ -25,10 +22,8 @@ from bot.classify import (
     _Text,
     _whole_words,
     classify,
-    group_of,
-    label_family,
-    normalize_label,
 )
+from bot.labels import ALIASES, LABELS, TAXONOMY, group_of, label_family, normalize_label
 
 # Every label used in the seed digest and the 2024-09-27 digest (timlrx/daily-ai-papers).
 SEED_LABELS = {

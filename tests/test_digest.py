@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.digest import matches_keywords, order_papers, select_for_channel, top_tags
+from bot.digest.select import matches_keywords, order_papers, select_for_channel, top_tags
 from bot.models import DigestFilters, Paper
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import ingest_pool
-from bot.archive import import_files
-from bot.db.database import connect
 from bot.errors import InputError
+from bot.sources import ingest_pool
+from bot.sources.archive import import_files
+from bot.store.database import connect
 from tests.conftest import FIXTURES
 
 CORPUS = FIXTURES / "sources" / "corpus" / "papers_corpus_20.jsonl"

@@ -4,9 +4,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.db.subscriptions import Subscription, prepare_subscription
 from bot.errors import InputError
-from bot.matching import (
+from bot.models import Paper, Subscription
+from bot.search.query import parse_query
+from bot.subscriptions.matching import (
     DayIndex,
     MatchStats,
     SubscriberKey,
@@ -17,8 +18,7 @@ from bot.matching import (
     merge_matches,
     reference_match,
 )
-from bot.models import Paper
-from bot.query import parse_query
+from bot.subscriptions.rules import prepare_subscription
 
 GUILD, OTHER_GUILD = 1, 2
 FEED, OTHER_FEED = 7, 8

@@ -2,8 +2,7 @@ import re
 
 import pytest
 
-from bot.matching import SubscriberKey
-from bot.mentions import (
+from bot.delivery.mentions import (
     MAX_CONTENT,
     MAX_MENTION_IDS,
     dm_matches,
@@ -13,6 +12,7 @@ from bot.mentions import (
     paper_link,
 )
 from bot.models import Paper
+from bot.subscriptions.matching import SubscriberKey
 from tests.discord_standin.mentions import compute_pings
 
 GUILD = 1

@@ -1,4 +1,4 @@
-from bot.pacing import WindowLimiter
+from bot.delivery.pacing import WindowLimiter
 
 
 class FakeTime:

@@ -3,7 +3,7 @@ import sqlite3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.query import parse_query
+from bot.search.query import parse_query
 
 
 def test_plain_words_are_all_required():

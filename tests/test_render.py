@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.models import Paper, SummarySource
-from bot.render import (
+from bot.digest.render import (
     COMPACT_TOTAL,
     EMBED_COLOR,
     MAX_EMBED_TOTAL,
@@ -26,6 +25,7 @@ from bot.render import (
     render_text,
     validate_message,
 )
+from bot.models import Paper, SummarySource
 from bot.text import (
     ZWSP,
     escape_markdown,

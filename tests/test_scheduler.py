@@ -10,13 +10,13 @@ import pytest
 from aiohttp import web
 
 from bot.config import Config
-from bot.db import feeds as feed_store
-from bot.db import ledger
-from bot.db.feeds import Feed
-from bot.db.papers import papers_for_day
-from bot.delivery import Outcome
-from bot.fetch import Fetcher
-from bot.scheduler import DigestScheduler, digest_day_for, post_trigger, previous_post_time
+from bot.delivery.scheduler import DigestScheduler, digest_day_for, post_trigger, previous_post_time
+from bot.delivery.sender import Outcome
+from bot.sources.fetch import Fetcher
+from bot.store import feeds as feed_store
+from bot.store import ledger
+from bot.store.feeds import Feed
+from bot.store.papers import papers_for_day
 from tests.conftest import FIXTURES
 
 BERLIN = ZoneInfo("Europe/Berlin")

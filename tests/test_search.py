@@ -2,10 +2,10 @@ from datetime import date
 
 import pytest
 
-from bot.db.papers import upsert_entries
 from bot.errors import InputError
 from bot.models import Entry, Listing, Paper, SummarySource
-from bot.search import search
+from bot.search.engine import search
+from bot.store.papers import upsert_entries
 
 
 def make(

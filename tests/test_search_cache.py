@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.search_cache import ResultCache
+from bot.search.cache import ResultCache
 
 
 async def test_identical_concurrent_searches_run_once_and_share_the_result():
@@ -71,9 +71,9 @@ async def test_the_cache_is_bounded():
 
 @pytest.mark.parametrize("size", [1, 4])
 async def test_the_read_pool_sees_committed_writes_at_once(tmp_path, size):
-    from bot.db.database import connect
-    from bot.db.papers import get_paper, upsert_entries
     from bot.models import Entry, Paper
+    from bot.store.database import connect
+    from bot.store.papers import get_paper, upsert_entries
 
     async with connect(tmp_path / "pool.db", readers=size) as db:
         assert db.read is not db
@@ -86,8 +86,8 @@ async def test_the_read_pool_sees_committed_writes_at_once(tmp_path, size):
 
 @pytest.mark.parametrize("size", [1, 3])
 async def test_warming_opens_one_connection_per_reader_thread(tmp_path, size):
-    from bot.db.database import connect
-    from bot.db.readers import MMAP_BYTES
+    from bot.store.database import connect
+    from bot.store.readers import MMAP_BYTES
 
     async with connect(tmp_path / "warm.db", readers=size) as db:
         pool = db.read

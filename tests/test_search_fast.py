@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import search_index
-from bot.db.papers import get_paper, upsert_entries
 from bot.models import Entry, Paper
-from bot.query import parse_query
-from bot.search import BM25, search
-from bot.search_bm25 import IndexStats, RowScorer, bm25, plan_phrases, read_varint
-from bot.search_tokens import TOKENIZE, Fts5Tokenizer
+from bot.search import index as search_index
+from bot.search.bm25 import IndexStats, RowScorer, bm25, plan_phrases, read_varint
+from bot.search.engine import BM25, search
+from bot.search.query import parse_query
+from bot.search.tokens import TOKENIZE, Fts5Tokenizer
+from bot.store.papers import get_paper, upsert_entries
 
 TRICKY = [
     "Naïve Café résumé coöperate",

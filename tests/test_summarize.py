@@ -5,14 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.classify import LABELS
-from bot.models import Paper, SummarySource
-from bot.summarize import (
+from bot.digest.summarize import (
     bullets_from_text,
     fallback_bullets,
     split_sentences,
     with_derived_fields,
 )
+from bot.labels import LABELS
+from bot.models import Paper, SummarySource
 
 ABSTRACT = (
     "Scaling language models to handle longer input sequences typically necessitates large "

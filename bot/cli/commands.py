@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config, FeedConfig
-from bot.db.connection import migrate
-from bot.db.database import Database, connect
-from bot.db.papers import iter_all_entries, papers_for_day, store_stats, tag_counts
-from bot.digest import select_for_channel
+from bot.delivery.feeds import feed_filters
+from bot.digest.render import digest_messages, render_text
+from bot.digest.select import select_for_channel
 from bot.errors import InputError, PaperbotError
-from bot.feeds import feed_filters
-from bot.render import digest_messages, render_text
-from bot.search import search
+from bot.search.engine import search
 from bot.sources.jsonl import dump_jsonl
 from bot.sources.markdown import render_markdown
+from bot.store.connection import migrate
+from bot.store.database import Database, connect
+from bot.store.papers import iter_all_entries, papers_for_day, store_stats, tag_counts
 
 
 def _days(args: argparse.Namespace) -> list[date]:
@@ -51,12 +51,12 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
     import aiohttp
     from tqdm import tqdm
 
-    from bot.embeddings import embed_new, make_embedder
-    from bot.enrich import enrich_ids
-    from bot.fetch import Fetcher
-    from bot.ingest import ingest
-    from bot.llm import LLMClient
+    from bot.llm.client import LLMClient
+    from bot.llm.embeddings import embed_new, make_embedder
+    from bot.llm.enrich import enrich_ids
+    from bot.sources.fetch import Fetcher
     from bot.sources.http import USER_AGENT
+    from bot.sources.ingest import ingest
 
     days = _days(args)
     failures = 0
@@ -103,7 +103,7 @@ async def fetch_command(args: argparse.Namespace, config: Config) -> int:
 
 
 async def import_command(args: argparse.Namespace, config: Config) -> int:
-    from bot.archive import import_files
+    from bot.sources.archive import import_files
 
     async with connect(config.database.path) as db:
         results = await import_files(db, args.files, keep_going=args.keep_going)
@@ -132,7 +132,7 @@ async def export_command(args: argparse.Namespace, config: Config) -> int:
                     async for paper, listings in papers:
                         out.write(dump_jsonl(paper, listings) + "\n")
             else:
-                from bot.archive import export_markdown
+                from bot.sources.archive import export_markdown
 
                 async for section in export_markdown(db, since, until):
                     out.write(section)
@@ -219,8 +219,8 @@ async def db_command(args: argparse.Namespace, config: Config) -> int:
         print(f"{config.database.path}: schema up to date" + (f" ({applied})" if applied else ""))
         return 0
     if args.action == "stats":
-        from bot.db.llm_store import count_without_embedding, usage  # light: SQL only
-        from bot.embedding_names import embedder_name  # light: no numpy, no model
+        from bot.llm.embedding_names import embedder_name  # light: no numpy, no model
+        from bot.store.llm_store import count_without_embedding, usage  # light: SQL only
 
         async with connect(config.database.path) as db:
             stats = await store_stats(db)

@@ -12,15 +12,16 @@ import time
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.cli.args import parse_day
 from bot.config import Config
-from bot.db.database import Database, connect
-from bot.db.papers import listed_days, papers_for_day
 from bot.errors import InputError, PaperbotError
 from bot.models import Paper
+from bot.store.database import Database, connect
+from bot.store.papers import listed_days, papers_for_day
 
 if TYPE_CHECKING:
-    from bot.embeddings import Embedder
-    from bot.llm import LLMClient
+    from bot.llm.client import LLMClient
+    from bot.llm.embeddings import Embedder
 
 # openai, the embedder (numpy, torch) and tqdm are imported inside the commands that use them,
 # so that `paperbot --help` and the other commands start at once.
@@ -33,8 +34,6 @@ NO_ENDPOINT = (
 
 def add_llm_commands(subparsers: Any) -> None:
     """Add ``enrich``, ``ask``, ``embed`` and ``llm`` to the ``paperbot`` subcommands."""
-    from bot.cli.parser import parse_day  # here: parser.py imports this module
-
     p = subparsers.add_parser(
         "enrich", help="summarise and label stored papers with the LLM (once per paper)"
     )
@@ -98,8 +97,8 @@ async def _papers_in_range(
 async def enrich_command(args: argparse.Namespace, config: Config) -> int:
     from tqdm import tqdm
 
-    from bot.enrich import enrich_papers
-    from bot.llm import LLMClient
+    from bot.llm.client import LLMClient
+    from bot.llm.enrich import enrich_papers
 
     _require_endpoint(config)
     async with connect(config.database.path) as db:
@@ -135,13 +134,13 @@ async def enrich_command(args: argparse.Namespace, config: Config) -> int:
 
 
 def _embedder(config: Config, client: LLMClient | None, keywords_only: bool) -> Embedder | None:
-    from bot.embeddings import make_embedder
+    from bot.llm.embeddings import make_embedder
 
     return None if keywords_only else make_embedder(config, client)
 
 
 def _endpoint_embeddings(config: Config) -> bool:
-    from bot.embedding_names import is_endpoint_model
+    from bot.llm.embedding_names import is_endpoint_model
 
     return is_endpoint_model(config.llm.embedding_model)
 
@@ -158,13 +157,13 @@ async def ask_command(args: argparse.Namespace, config: Config) -> int:
         raise InputError("--limit must be between 1 and 20")
     if not args.retrieve_only:
         _require_endpoint(config)
-    from bot.retrieval import retrieve
+    from bot.llm.retrieval import retrieve
 
     async with connect(config.database.path) as db:
         # openai is slow to import: retrieval alone imports it only for an endpoint embedder.
         client: LLMClient | None = None
         if config.llm_enabled and (not args.retrieve_only or _endpoint_embeddings(config)):
-            from bot.llm import LLMClient
+            from bot.llm.client import LLMClient
 
             client = LLMClient.from_config(config, db=db)
         try:
@@ -181,7 +180,7 @@ async def ask_command(args: argparse.Namespace, config: Config) -> int:
                 )
                 _print_retrieved(retrieved, embedder, as_json=args.json)
                 return 0
-            from bot.answer import ask
+            from bot.llm.answer import ask
 
             assert client is not None
             result = await ask(
@@ -242,8 +241,8 @@ def _print_retrieved(retrieved: list, embedder: Embedder | None, *, as_json: boo
 
 async def llm_command(args: argparse.Namespace, config: Config) -> int:
     """``paperbot llm check``: one probe per feature; exit 1 if something the bot needs fails."""
-    from bot.llm import LLMClient
-    from bot.llm_probe import probe  # lazy: the openai package is slow to import
+    from bot.llm.client import LLMClient
+    from bot.llm.probe import probe  # lazy: the openai package is slow to import
 
     _require_endpoint(config)
     async with (
@@ -260,12 +259,12 @@ async def embed_command(args: argparse.Namespace, config: Config) -> int:
     """Embed the stored papers that have no vector yet; resumable (each batch is committed)."""
     from tqdm import tqdm
 
-    from bot.embeddings import count_missing, embed_missing, make_embedder, write_snapshot
+    from bot.llm.embeddings import count_missing, embed_missing, make_embedder, write_snapshot
 
     async with connect(config.database.path) as db:
         client = None
         if config.llm_enabled and _endpoint_embeddings(config):
-            from bot.llm import LLMClient
+            from bot.llm.client import LLMClient
 
             client = LLMClient.from_config(config, db=db)
         try:

@@ -5,24 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bot.query import SORTS
-
-
-def parse_day(text: str) -> date:
-    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (UTC)."""
-    today = datetime.now(UTC).date()
-    aliases = {"today": today, "yesterday": today - timedelta(days=1)}
-    if text.lower() in aliases:
-        return aliases[text.lower()]
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a date as YYYY-MM-DD (or today/yesterday), got {text!r}"
-        ) from None
+from bot.cli.args import parse_day, positive_int
+from bot.cli.llm_commands import add_llm_commands
+from bot.search.query import SORTS
 
 
 def _date_range(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -102,8 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-tags", action="store_true", help="list known tags with paper counts")
     p.set_defaults(handler=_handler("search_command"))
 
-    from bot.cli.llm_commands import add_llm_commands  # imports parse_day from this module
-
     add_llm_commands(sub)
 
     p = sub.add_parser("db", help="database maintenance")
@@ -137,14 +122,3 @@ def _version() -> str:
         return importlib.metadata.version("paperbot")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def positive_int(text: str) -> int:
-    """An integer of at least 1 (``--limit``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

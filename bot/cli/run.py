@@ -11,14 +11,14 @@ from contextlib import AsyncExitStack
 import aiohttp
 import discord
 
-from bot.client import PaperBot
 from bot.config import Config
-from bot.db.database import connect
-from bot.discord_api import configure_from_env
-from bot.embeddings import make_embedder
 from bot.errors import InputError, PaperbotError
-from bot.llm import LLMClient
+from bot.llm.client import LLMClient
+from bot.llm.embeddings import make_embedder
+from bot.runtime.client import PaperBot
+from bot.runtime.discord_api import configure_from_env
 from bot.sources.http import USER_AGENT
+from bot.store.database import connect
 
 log = logging.getLogger(__name__)
 

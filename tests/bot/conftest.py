@@ -11,11 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.client import PaperBot
 from bot.config import Config
-from bot.db.database import Database, connect
-from bot.ingest import ingest
+from bot.runtime.client import PaperBot
+from bot.sources.ingest import ingest
 from bot.sources.markdown import parse_markdown
+from bot.store.database import Database, connect
 from tests.conftest import FIXTURES
 from tests.discord_standin import StandIn, running_bot
 from tests.discord_standin.fixtures import (  # noqa: F401

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.config import FeedConfig
-from bot.db import feeds as feed_store
-from bot.db.llm_store import conversation_turns, get_conversation
-from bot.db.papers import get_paper, upsert_entries
-from bot.llm import LLMClient
+from bot.llm.client import LLMClient
 from bot.models import Entry, SummarySource
+from bot.store import feeds as feed_store
+from bot.store.llm_store import conversation_turns, get_conversation
+from bot.store.papers import get_paper, upsert_entries
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn
 from tests.llm_server import FakeLLMServer
@@ -145,7 +145,7 @@ async def test_the_bot_logs_the_endpoint_check_once_at_start(
     config = llm_bot_config(tmp_path, llm_server)
     config.llm.check_on_start = True
     config.llm.model = "gpt-4o-mini"  # answered by the server, but not one it lists
-    caplog.set_level("INFO", logger="bot.llm_probe")
+    caplog.set_level("INFO", logger="bot.llm.probe")
     async with (
         LLMClient.from_config(config) as llm,
         start_bot(config=config, llm=llm, embedder=None) as bot,

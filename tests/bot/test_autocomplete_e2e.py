@@ -10,13 +10,13 @@ from zoneinfo import available_timezones
 
 import pytest
 
-from bot.classify import LABELS
-from bot.db import feeds as feed_store
-from bot.db import subscriptions as sub_store
-from bot.db.feeds import Feed
-from bot.db.papers import upsert_entries
-from bot.llm import LLMClient
+from bot.labels import LABELS
+from bot.llm.client import LLMClient
 from bot.models import Entry, Paper
+from bot.store import feeds as feed_store
+from bot.store import subscriptions as sub_store
+from bot.store.feeds import Feed
+from bot.store.papers import upsert_entries
 from cogs.digest import check_zone
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.db import feeds as feed_store
-from bot.db import ledger
+from bot.store import feeds as feed_store
+from bot.store import ledger
 from tests.bot.conftest import make_config, sync_to
 from tests.bot.test_digest_delivery import DAY, SEED_IDS, feed, posted_paper_ids
 from tests.discord_standin import StandIn
@@ -30,7 +30,7 @@ def fast_retries(tmp_path, retry_minutes=(0.01,), **delivery):
 async def test_an_outage_longer_than_the_request_retries_is_retried_until_the_post_lands(
     standin: StandIn, start_bot, clock, tmp_path, caplog
 ):
-    caplog.set_level(logging.INFO, logger="bot.scheduler")
+    caplog.set_level(logging.INFO, logger="bot.delivery.scheduler")
     channel = standin.text_channel.id
     config = fast_retries(tmp_path, retry_minutes=(0.02,))
     config.feeds = [feed(standin.guild.id, channel, layout="full")]
@@ -93,7 +93,7 @@ async def wait_async(predicate, limit: float = 30.0) -> None:
 async def test_a_hung_send_times_out_and_is_resent_only_after_a_history_check(
     standin: StandIn, start_bot, clock, tmp_path, caplog
 ):
-    caplog.set_level(logging.INFO, logger="bot.delivery")
+    caplog.set_level(logging.INFO, logger="bot.delivery.sender")
     channel = standin.text_channel.id
     config = fast_retries(tmp_path, request_timeout=0.3)
     config.feeds = [feed(standin.guild.id, channel)]
@@ -120,7 +120,7 @@ async def test_a_hung_send_that_landed_is_adopted_from_history_not_posted_twice(
 ):
     """Discord posts the message but its answer comes after the request timeout (or never),
     and the nonce window has passed: the resend must find the message in the history."""
-    caplog.set_level(logging.INFO, logger="bot.delivery")
+    caplog.set_level(logging.INFO, logger="bot.delivery.sender")
     standin.nonce_ttl = 0.0  # Discord's nonce window is over: a resend would post again
     channel = standin.text_channel.id
     config = fast_retries(tmp_path, request_timeout=0.3)
@@ -305,7 +305,7 @@ async def test_catch_up_recovers_feeds_concurrently(
 async def test_digests_are_planned_a_minute_ahead_and_rendered_once_per_distinct_feed(
     standin: StandIn, start_bot, clock, tmp_path, monkeypatch
 ):
-    import bot.delivery as delivery_module
+    import bot.delivery.sender as delivery_module
 
     channels = [standin.add_text_channel(standin.guild.id, f"same-{n}").id for n in range(3)]
     full = standin.add_text_channel(standin.guild.id, "full").id

@@ -8,13 +8,15 @@ from zoneinfo import ZoneInfo
 
 import discord
 import pytest
+from discord.ext import commands
 
 from bot.config import FeedConfig
-from bot.db import feeds as feed_store
-from bot.db import ledger
-from bot.db.papers import papers_for_day
+from bot.store import feeds as feed_store
+from bot.store import ledger
+from bot.store.papers import papers_for_day
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn
+from tests.waiting import wait_until
 
 DAY = date(2025, 1, 14)
 SEED_IDS = {
@@ -223,9 +225,12 @@ async def test_restart_in_the_middle_of_a_delivery_posts_no_duplicate_and_no_gap
     # A new process: catch-up on ready resumes the interrupted delivery.
     async with start_bot(config=config) as bot:
         await wait_for(lambda: len(posted_paper_ids(standin, channel)) >= 10)
-        await asyncio.sleep(0.2)
-        delivery = await ledger.get_delivery(bot.db, stored.id, DAY)
-        assert delivery is not None and delivery.status == "done"
+
+        async def finished():
+            delivery = await ledger.get_delivery(bot.db, stored.id, DAY)
+            return delivery is not None and delivery.status == "done"
+
+        await wait_until(finished, what="the resumed delivery to be done")
     ids = posted_paper_ids(standin, channel)
     assert sorted(ids) == sorted(SEED_IDS), "every paper exactly once"
     assert len(standin.messages_in(channel)) == 10
@@ -337,15 +342,15 @@ async def test_catch_up_posts_a_missed_digest_but_a_new_feed_does_not_flood(
     config.feeds = [feed(standin.guild.id, missed.id, post_time="09:00")]
     # The feed existed before the 09:00 post of the 15th, and the bot was down then.
     clock.now = datetime(2025, 1, 15, 8, 0, tzinfo=UTC)
-    from bot.client import sync_config_feeds
+    from bot.runtime.client import sync_config_feeds
 
     await sync_config_feeds(store, config)
     await store.conn.execute("UPDATE feeds SET created_at = '2025-01-01T00:00:00Z'")
     clock.now = datetime(2025, 1, 15, 11, 0, tzinfo=UTC)  # two hours late: within the window
     config.feeds.append(feed(standin.guild.id, standin.text_channel.id, post_time="09:00"))
-    async with start_bot(config=config):
+    async with start_bot(config=config) as bot:
         await wait_for(lambda: len(posted_paper_ids(standin, missed.id)) == 10)
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: bot.caught_up.is_set(), what="the catch-up to finish")
     # The feed added just now (created after the 09:00 post) did not post old days.
     assert standin.messages_in(standin.text_channel.id) == []
     listed = await papers_for_day(store, DAY)
@@ -432,11 +437,13 @@ async def test_owner_syncs_by_mention_and_others_are_ignored(standin: StandIn, s
     )
     mention = f"<@{standin.bot_user.id}> sync"
     path = rf"/guilds/{standin.guild.id}/commands$"
-    async with start_bot(config=config):
+    async with start_bot(config=config) as bot:
+        refused = asyncio.ensure_future(bot.wait_for("command_error", timeout=30))
         await standin.post_user_message(
             standin.text_channel.id, standin.plain_user.id, mention, mentions=[standin.bot_user.id]
         )
-        await asyncio.sleep(0.5)
+        _ctx, error = await refused
+        assert isinstance(error, commands.NotOwner)
         assert standin.requests_to("PUT", path) == [], "only an owner may sync"
         await standin.post_user_message(
             standin.text_channel.id, standin.admin_user.id, mention, mentions=[standin.bot_user.id]

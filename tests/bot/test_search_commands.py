@@ -178,7 +178,7 @@ async def test_a_burst_of_searches_is_answered_in_parallel_reads_with_the_same_r
 ):
     """50 /search at once: every one answered (within Discord's 3 s, which the stand-in
     enforces), each with what the same search gives alone, read on several connections."""
-    from bot.search import search
+    from bot.search.engine import search
 
     words = ["language", "models", "attention", "video", "reward", "diffusion", "agents"]
     queries = [f"{a} OR {b}" for a in words for b in words if a != b][:50]

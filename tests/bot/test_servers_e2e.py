@@ -10,9 +10,10 @@ import asyncio
 import logging
 
 from bot.config import FeedConfig
-from bot.db import feeds as feed_store
-from bot.db import subscriptions as sub_store
-from bot.db.feeds import Feed
+from bot.store import feeds as feed_store
+from bot.store import subscriptions as sub_store
+from bot.store.feeds import Feed
+from bot.subscriptions import service as sub_service
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn
 
@@ -27,13 +28,13 @@ async def eventually(check, limit: float = 5.0) -> None:
 
 
 def forget_lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "bot.forget"]
+    return [r.getMessage() for r in caplog.records if r.name == "bot.runtime.forget"]
 
 
 async def test_deleting_a_channel_forgets_its_feed_mappings_and_alert_setting(
     standin: StandIn, start_bot, caplog
 ):
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     guild = standin.guild.id
     doomed = standin.add_text_channel(guild, "doomed")
     readers = standin.add_role(guild, "readers", mentionable=True)
@@ -46,7 +47,7 @@ async def test_deleting_a_channel_forgets_its_feed_mappings_and_alert_setting(
         await bot.digests.sync_feeds()
         await feed_store.set_alert_channel(bot.db, guild, doomed.id)
         for feed_id in (feed.id, kept.id):
-            await sub_store.add_subscription(
+            await sub_service.add_subscription(
                 bot.db,
                 guild,
                 readers.id,
@@ -55,8 +56,8 @@ async def test_deleting_a_channel_forgets_its_feed_mappings_and_alert_setting(
                 subscriber_type="role",
                 feed_id=feed_id,
             )
-        await sub_store.add_subscription(bot.db, guild, bob, "tag", "Robotics", feed_id=feed.id)
-        await sub_store.add_subscription(bot.db, guild, bob, "keyword", "diffusion")
+        await sub_service.add_subscription(bot.db, guild, bob, "tag", "Robotics", feed_id=feed.id)
+        await sub_service.add_subscription(bot.db, guild, bob, "keyword", "diffusion")
         assert bot.digests.next_post(feed.id) is not None
 
         assert await standin.delete_channel(doomed.id) == 1
@@ -78,7 +79,7 @@ async def test_deleting_a_channel_forgets_its_feed_mappings_and_alert_setting(
 
 
 async def test_deleting_a_role_forgets_its_mentions_only(standin: StandIn, start_bot, caplog):
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     guild = standin.guild.id
     readers = standin.add_role(guild, "readers", mentionable=True)
     writers = standin.add_role(guild, "writers", mentionable=True)
@@ -87,7 +88,7 @@ async def test_deleting_a_role_forgets_its_mentions_only(standin: StandIn, start
             bot.db, Feed(guild_id=guild, channel_id=standin.text_channel.id)
         )
         for role, tag in ((readers, "Robotics"), (readers, "Multimodal"), (writers, "Robotics")):
-            await sub_store.add_subscription(
+            await sub_service.add_subscription(
                 bot.db, guild, role.id, "tag", tag, subscriber_type="role", feed_id=feed.id
             )
 
@@ -107,7 +108,7 @@ async def test_deleting_a_role_forgets_its_mentions_only(standin: StandIn, start
 
 
 async def test_removal_from_a_server_forgets_that_server_only(standin: StandIn, start_bot, caplog):
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     other = standin.add_guild("Other Lab")
     other_channel = standin.add_text_channel(other.id, "papers")
     home = standin.guild.id
@@ -116,7 +117,7 @@ async def test_removal_from_a_server_forgets_that_server_only(standin: StandIn, 
     async with start_bot() as bot:
         for guild_id, channel_id in ((home, standin.text_channel.id), (other.id, other_channel.id)):
             await feed_store.save_feed(bot.db, Feed(guild_id=guild_id, channel_id=channel_id))
-            await sub_store.add_subscription(bot.db, guild_id, bob, "tag", "Robotics")
+            await sub_service.add_subscription(bot.db, guild_id, bob, "tag", "Robotics")
         await feed_store.set_alert_channel(bot.db, other.id, other_channel.id)
         await bot.digests.sync_feeds()
 
@@ -163,7 +164,7 @@ async def test_what_vanished_while_the_bot_was_offline_is_forgotten_on_start(
     removed from one server and another is in an outage. On start: the first three and the
     removed server are forgotten (one line each), the server in an outage keeps everything,
     and a feed declared in config.toml whose channel is gone is listed by /digest status."""
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     home = standin.guild.id
     doomed = standin.add_text_channel(home, "doomed")
     alerts = standin.add_text_channel(home, "alerts")
@@ -194,10 +195,10 @@ async def test_what_vanished_while_the_bot_was_offline_is_forgotten_on_start(
         await feed_store.set_alert_channel(db, home, alerts.id)
         await feed_store.set_alert_channel(db, down.id, down_channel.id)
         for role, feed_id in ((readers, kept.id), (writers, kept.id), (writers, gone.id)):
-            await sub_store.add_subscription(
+            await sub_service.add_subscription(
                 db, home, role.id, "tag", "Robotics", subscriber_type="role", feed_id=feed_id
             )
-        await sub_store.add_subscription(
+        await sub_service.add_subscription(
             db,
             down.id,
             down_role.id,
@@ -207,7 +208,7 @@ async def test_what_vanished_while_the_bot_was_offline_is_forgotten_on_start(
             feed_id=down_feed.id,
         )
         for guild_id in (home, left.id, down.id):
-            await sub_store.add_subscription(db, guild_id, bob, "keyword", "diffusion")
+            await sub_service.add_subscription(db, guild_id, bob, "keyword", "diffusion")
         await bot.digests.sync_feeds()
     assert not forget_lines(caplog), "nothing is gone yet"
 
@@ -278,7 +279,7 @@ async def test_a_server_back_from_an_outage_is_reconciled_on_the_next_ready(
 ):
     """An unavailable server is skipped at start; once a new session sees it again, what
     vanished meanwhile is forgotten."""
-    caplog.set_level(logging.INFO, logger="bot.forget")
+    caplog.set_level(logging.INFO, logger="bot.runtime.forget")
     down = standin.add_guild("Down Lab")
     channel = standin.add_text_channel(down.id, "papers")
     async with start_bot() as bot:

@@ -6,10 +6,11 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from bot.config import FeedConfig
-from bot.db import feeds as feed_store
-from bot.db import subscriptions as sub_store
-from bot.db.papers import get_paper, upsert_entries
 from bot.models import Entry, Listing
+from bot.store import feeds as feed_store
+from bot.store import subscriptions as sub_store
+from bot.store.papers import get_paper, upsert_entries
+from bot.subscriptions import service as sub_service
 from tests.bot.conftest import make_config, sync_to
 from tests.discord_standin import StandIn
 
@@ -235,10 +236,10 @@ async def test_unsubscribe_clear_forgetme_and_the_limit(standin: StandIn, start_
         remaining = await sub_store.list_subscriptions(bot.db, standin.guild.id, bob)
         assert [s.kind for s in remaining] == ["author"]
 
-        for n in range(sub_store.MAX_PER_USER - 1):
-            await sub_store.add_subscription(bot.db, standin.guild.id, bob, "keyword", f"w{n}x")
+        for n in range(sub_service.MAX_PER_USER - 1):
+            await sub_service.add_subscription(bot.db, standin.guild.id, bob, "keyword", f"w{n}x")
         over = await standin.slash("subscribe keyword", {"query": "one more"}, user_id=bob)
-        assert str(sub_store.MAX_PER_USER) in (await over.wait_callback())["data"]["content"]
+        assert str(sub_service.MAX_PER_USER) in (await over.wait_callback())["data"]["content"]
 
         forget = await standin.slash("forgetme", user_id=bob)
         assert "deleted" in (await forget.wait_callback())["data"]["content"]

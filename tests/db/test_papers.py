@@ -1,7 +1,9 @@
 from datetime import date
 
-from bot.db.connection import current_version, migration_scripts
-from bot.db.papers import (
+from bot.models import Entry, Listing, Paper, SummarySource
+from bot.sources.ingest import ingest_stream
+from bot.store.connection import current_version, migration_scripts
+from bot.store.papers import (
     get_paper,
     iter_all_entries,
     papers_for_day,
@@ -9,8 +11,6 @@ from bot.db.papers import (
     tag_counts,
     upsert_entries,
 )
-from bot.ingest import ingest_stream
-from bot.models import Entry, Listing, Paper, SummarySource
 
 DAY = date(2025, 1, 14)
 

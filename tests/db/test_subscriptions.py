@@ -1,11 +1,10 @@
 import pytest
 
-from bot.db.feeds import Feed, delete_feed, save_feed
-from bot.db.papers import upsert_entries
-from bot.db.subscriptions import (
-    MAX_PER_USER,
-    Subscription,
-    add_subscription,
+from bot.errors import InputError
+from bot.models import Entry, Paper, Subscription
+from bot.store.feeds import Feed, delete_feed, save_feed
+from bot.store.papers import upsert_entries
+from bot.store.subscriptions import (
     all_for_guild,
     clear_subscriptions,
     dm_closed,
@@ -15,15 +14,13 @@ from bot.db.subscriptions import (
     forget_user,
     get_dm_status,
     list_subscriptions,
-    prepare_subscription,
     record_dm_closed,
-    remove_subscription,
     reset_dm_status,
     set_dm,
 )
-from bot.errors import InputError
-from bot.matching import SubscriptionIndex
-from bot.models import Entry, Paper
+from bot.subscriptions.matching import SubscriptionIndex
+from bot.subscriptions.rules import prepare_subscription
+from bot.subscriptions.service import MAX_PER_USER, add_subscription, remove_subscription
 
 GUILD, OTHER_GUILD = 1001, 2002
 USER, OTHER_USER = 11, 22

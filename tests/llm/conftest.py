@@ -9,11 +9,11 @@ from datetime import date
 import pytest
 
 from bot.config import LLMConfig
-from bot.db.database import Database
-from bot.ingest import ingest
-from bot.llm import LLMClient
+from bot.llm.client import LLMClient
 from bot.models import Entry, Listing, Paper
 from bot.sources.detect import load_file
+from bot.sources.ingest import ingest
+from bot.store.database import Database
 from tests.conftest import FIXTURES
 from tests.llm_server import FakeLLMServer
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import NO_COVERAGE, answer, ask, build_messages, converse, postprocess
-from bot.db.database import Database, connect
-from bot.db.llm_store import conversation_turns, get_conversation
-from bot.db.papers import get_paper
-from bot.llm import LLMClient, LLMUnavailable
+from bot.llm.answer import NO_COVERAGE, answer, ask, build_messages, converse, postprocess
+from bot.llm.client import LLMClient, LLMUnavailable
 from bot.models import Paper
+from bot.store.database import Database, connect
+from bot.store.llm_store import conversation_turns, get_conversation
+from bot.store.papers import get_paper
 from bot.text import has_unsafe_mention
 from tests.llm.conftest import API_KEY, llm_config, make_paper, store, store_fixtures
 from tests.llm_server import FakeLLMServer

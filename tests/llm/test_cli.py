@@ -13,10 +13,10 @@ import bot.cli
 from bot.cli.llm_commands import add_llm_commands, ask_command, embed_command, enrich_command
 from bot.cli.parser import build_parser
 from bot.config import Config
-from bot.db.database import connect
-from bot.db.papers import get_paper
 from bot.errors import InputError
 from bot.models import SummarySource
+from bot.store.database import connect
+from bot.store.papers import get_paper
 from tests.llm.conftest import API_KEY, SEED_DAY, llm_config, store_fixtures
 from tests.llm_server import FakeLLMServer, enrichment_responder
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bot.db.database import Database
-from bot.db.llm_store import enrichment_records
-from bot.db.papers import get_paper
-from bot.enrich import (
+from bot.llm.client import LLMClient
+from bot.llm.enrich import (
     MAX_FAILED_ATTEMPTS,
     build_messages,
     enrich_day,
@@ -16,8 +14,10 @@ from bot.enrich import (
     extract_links,
     validate_enrichment,
 )
-from bot.llm import LLMClient
 from bot.models import SummarySource
+from bot.store.database import Database
+from bot.store.llm_store import enrichment_records
+from bot.store.papers import get_paper
 from tests.llm.conftest import SEED_DAY, llm_config, make_paper, store
 from tests.llm_server import FakeLLMServer, Reply, enrichment_responder
 

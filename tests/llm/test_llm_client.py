@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from bot.config import LLMConfig
-from bot.db.database import Database, connect
-from bot.db.llm_store import tokens_used, usage
-from bot.llm import (
+from bot.llm.client import (
     LLMBadOutput,
     LLMBudgetExceeded,
     LLMClient,
     LLMUnavailable,
     parse_json_object,
 )
+from bot.store.database import Database, connect
+from bot.store.llm_store import tokens_used, usage
 from tests.llm.conftest import API_KEY, llm_config
 from tests.llm_server import FakeLLMServer, Reply
 
@@ -142,7 +142,7 @@ async def test_401_is_one_clear_line_without_the_key(
     wrong = "sk-wrong-key-9876543210"
     async with LLMClient(llm_config(llm_server), wrong, db=db, max_retries=0) as llm:
         with (
-            caplog.at_level(logging.WARNING, logger="bot.llm"),
+            caplog.at_level(logging.WARNING, logger="bot.llm.client"),
             pytest.raises(LLMUnavailable) as caught,
         ):
             await llm.chat(USER)
@@ -151,7 +151,7 @@ async def test_401_is_one_clear_line_without_the_key(
     assert "HTTP 401" in message and "\n" not in message
     assert wrong not in message and wrong[-4:] not in message
     assert wrong not in repr(llm)
-    failures = [r for r in caplog.records if r.name == "bot.llm"]
+    failures = [r for r in caplog.records if r.name == "bot.llm.client"]
     assert len(failures) == 1
     assert wrong not in caplog.text and wrong[-4:] not in caplog.text
 

@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 
 from bot.cli import main
-from bot.db.database import Database, connect
-from bot.db.papers import get_paper, upsert_entries
-from bot.embedding_names import STATIC_MODEL_NAME, package_dir
-from bot.embeddings import (
+from bot.llm.embedding_names import STATIC_MODEL_NAME, package_dir
+from bot.llm.embeddings import (
     StaticEmbedder,
     VectorIndex,
     embed_missing,
     embedding_text,
     write_snapshot,
 )
+from bot.llm.retrieval import retrieve
 from bot.models import Entry
-from bot.retrieval import retrieve
+from bot.store.database import Database, connect
+from bot.store.papers import get_paper, upsert_entries
 from tests.llm.conftest import store_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def test_loads_from_the_wheel_without_the_network_or_wordllamas_loader(tmp_path:
     wordllama's own loader (which would fetch the tokenizer) nor requests is imported."""
     script = (
         "import asyncio, sys\n"
-        "from bot.embeddings import StaticEmbedder\n"
+        "from bot.llm.embeddings import StaticEmbedder\n"
         "v = asyncio.run(StaticEmbedder().embed_query('sparse attention for long context'))\n"
         "print(len(v), round(float(sum(x * x for x in v)), 3))\n"
         "print(sorted(m for m in ('wordllama', 'requests', 'torch') if m in sys.modules))\n"
@@ -109,7 +109,7 @@ async def test_snapshot_loads_all_vectors_and_notices_changes(db: Database) -> N
     changed = replace(paper, abstract="Robots learn to fold laundry from human videos.")
     await upsert_entries(db, [Entry(paper=changed)])
     assert await embed_missing(db, embedder) == 0  # it has a vector: only a changed text...
-    from bot.embeddings import ensure_embeddings
+    from bot.llm.embeddings import ensure_embeddings
 
     row = await db.fetchone("SELECT id FROM papers WHERE arxiv_id = ?", (SPAM,))
     assert await ensure_embeddings(db, embedder, [int(row[0])]) == 1  # ...re-embeds it
@@ -155,7 +155,7 @@ def test_search_products_run_on_one_blas_thread(tmp_path: Path) -> None:
     ``OPENBLAS_NUM_THREADS`` alone); the results are the same either way."""
     script = (
         "import ctypes, numpy as np\n"
-        "from bot.embeddings import VectorIndex, _openblas_paths, single_threaded_blas\n"
+        "from bot.llm.embeddings import VectorIndex, _openblas_paths, single_threaded_blas\n"
         "rng = np.random.default_rng(7)\n"
         "m = rng.standard_normal((5000, 64)).astype(np.float32)\n"
         "m /= np.linalg.norm(m, axis=1, keepdims=True)\n"

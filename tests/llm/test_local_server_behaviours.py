@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import CUT_MARK, UNGROUNDED, UNGROUNDED_TURN, answer, ask, converse
 from bot.cli.llm_commands import ask_command, llm_command
 from bot.config import Config
-from bot.db.database import Database, connect
-from bot.db.papers import get_paper
-from bot.enrich import ENRICH_MAX_TOKENS, build_messages, enrich_papers
-from bot.grounding import ground
-from bot.llm import LLMBadOutput, LLMClient, LLMUnavailable
-from bot.llm_probe import probe
+from bot.llm.answer import CUT_MARK, UNGROUNDED, UNGROUNDED_TURN, answer, ask, converse
+from bot.llm.client import LLMBadOutput, LLMClient, LLMUnavailable
+from bot.llm.enrich import ENRICH_MAX_TOKENS, build_messages, enrich_papers
+from bot.llm.grounding import ground
+from bot.llm.probe import probe
 from bot.models import SummarySource
+from bot.store.database import Database, connect
+from bot.store.papers import get_paper
 from tests.llm.conftest import API_KEY, llm_config, make_paper, store, store_fixtures
 from tests.llm_server import FakeLLMServer, Reply, echoing_responder, enrichment_responder
 
@@ -320,8 +320,8 @@ async def test_db_stats_shows_estimated_tokens(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from bot.cli.commands import db_command
-    from bot.db.llm_store import add_usage
-    from bot.llm import utc_today
+    from bot.llm.client import utc_today
+    from bot.store.llm_store import add_usage
 
     config = Config()
     config.database.path = str(tmp_path / "s.db")

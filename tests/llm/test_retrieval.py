@@ -7,18 +7,18 @@ from datetime import date
 
 import pytest
 
-from bot.db.database import Database
-from bot.db.llm_store import embedding_count
-from bot.db.papers import get_paper, upsert_entries
-from bot.embeddings import (
+from bot.llm.client import LLMClient
+from bot.llm.embeddings import (
     EndpointEmbedder,
     LocalEmbedder,
     embed_missing,
     local_embedder_available,
 )
-from bot.llm import LLMClient
+from bot.llm.retrieval import _Gate, fts_or_query, idf, question_terms, retrieve, term_weights
 from bot.models import Entry
-from bot.retrieval import _Gate, fts_or_query, idf, question_terms, retrieve, term_weights
+from bot.store.database import Database
+from bot.store.llm_store import embedding_count
+from bot.store.papers import get_paper, upsert_entries
 from tests.llm.conftest import make_paper, store, store_fixtures
 from tests.llm_server import FakeLLMServer, Reply
 

@@ -6,9 +6,10 @@ from datetime import date
 
 import pytest
 
-import bot.embeddings as embeddings
-from bot.db.database import Database
-from bot.db.llm_store import (
+import bot.llm.embeddings as embeddings
+from bot.llm.embeddings import VectorIndex, normalize, pack, unpack
+from bot.store.database import Database
+from bot.store.llm_store import (
     add_turn,
     add_usage,
     conversation_history,
@@ -17,7 +18,6 @@ from bot.db.llm_store import (
     tokens_used,
     usage,
 )
-from bot.embeddings import VectorIndex, normalize, pack, unpack
 
 
 async def test_usage_is_counted_per_day_apart_for_embeddings(db: Database) -> None:
