@@ -18,7 +18,7 @@ batches as ``paperbot embed`` sends them); install size (the files of the distri
 needs beyond paperbot's own); cold start (a new interpreter: import, load, embed one
 question; median of 3); and the gate: off-topic questions answered "not covered" (no paper of
 the top 5 marked relevant) and gated hit@3 (the right paper in the top 3 *and* marked relevant),
-per split. The gate (bot.retrieval) blends the cosine with the idf-weighted share of the
+per split. The gate (bot.llm.retrieval) blends the cosine with the idf-weighted share of the
 question's words each paper has; ``--calibrate`` searches its thresholds on ``tune`` only.
 
 ``--big-db`` (a store made with ``paperbot import`` of the 90k corpus): ``paperbot embed``

@@ -141,7 +141,7 @@ class BaseEmbedder(ABC):
 
     name = "base"
     min_similarity = 0.3
-    # The relevance gate's blend of cosine and idf-weighted word coverage (bot.retrieval):
+    # The relevance gate's blend of cosine and idf-weighted word coverage (bot.llm.retrieval):
     # None until calibrated for the model, and then the words alone back the cosine up.
     gate_term_weight = 1.0
     gate_threshold: float | None = None

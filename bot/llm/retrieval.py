@@ -297,6 +297,11 @@ class _Gate:
         return blend >= self.threshold
 
 
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("word weights not counted: %s", task.exception())
+
+
 async def retrieve(
     db: Database,
     question: str,
@@ -333,6 +338,9 @@ async def retrieve(
     if embedder is not None and question.strip():
         prepared = asyncio.ensure_future(_prepare_vectors(db, embedder, question))
     weights_task = asyncio.ensure_future(term_weights(db, terms))
+    # Should retrieval fail before it awaits them, the counts finish on their own (and fill
+    # the cache); their own failure is then logged here rather than as never retrieved.
+    weights_task.add_done_callback(_log_failure)
     try:
         bm25 = await _bm25(db, fts, clauses, params, CANDIDATES) if fts else []
     except BaseException:
