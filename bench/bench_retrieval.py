@@ -60,6 +60,8 @@ from bot.llm.embeddings import (
     embed_missing,
     embedding_text,
     minilm_available,
+    set_blas_threads,
+    single_threaded_blas,
     static_embedder_available,
 )
 from bot.llm.enrich import enrich_papers
@@ -549,6 +551,25 @@ async def bench_big(path: Path, questions: list[dict], runs: int, rounds: int) -
             f"target p95 <= 20; {load()})"
         )
         print(f"big_event_loop_max_stall_ms: {1000 * max(lag or [0.0]):.1f}")
+        if single_threaded_blas():  # the same searches with OpenBLAS's default two threads
+            timings: dict[int, list[float]] = {1: [], 2: []}
+            for _ in range(rounds):
+                for threads in (2, 1):  # interleaved, so that both see the same load
+                    set_blas_threads(threads)
+                    for vector in vectors:
+                        started = time.perf_counter()
+                        await index.search_async(vector, 50)
+                        timings[threads].append(time.perf_counter() - started)
+            set_blas_threads(1)
+            print(
+                "big_vector_search_blas_threads_ms: "
+                + "; ".join(
+                    f"{n} thread{'s' if n > 1 else ''} p50 {1000 * statistics.median(t):.1f} "
+                    f"p95 {1000 * percentile(t, 0.95):.1f}"
+                    for n, t in timings.items()
+                )
+                + f" ({len(timings[1])} searches each, interleaved; {load()})"
+            )
     return p95
 
 

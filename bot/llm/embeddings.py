@@ -452,16 +452,9 @@ def _openblas_paths() -> list[str]:
     return found
 
 
-@functools.cache
-def single_threaded_blas() -> bool:
-    """Run numpy's matrix products on one thread, once per process; True if it was set.
-
-    A search is one matrix-vector product over 90k x 256 floats, bound by memory: on a busy
-    2-core machine OpenBLAS's second thread makes it slower, not faster (8.0 ms median with
-    two threads against 3.1-3.4 ms with one, ``bench_retrieval --big-db``). Left alone when
-    ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` is set, or the library is not OpenBLAS.
-    """
-    if np is None or os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS"):
+def set_blas_threads(threads: int) -> bool:
+    """Set the threads of numpy's OpenBLAS; False if no OpenBLAS setter was found."""
+    if np is None:
         return False
     import ctypes
 
@@ -473,9 +466,23 @@ def single_threaded_blas() -> bool:
         for symbol in BLAS_THREAD_SETTERS:
             setter = getattr(library, symbol, None)
             if setter is not None:
-                setter(1)
+                setter(threads)
                 return True
     return False
+
+
+@functools.cache
+def single_threaded_blas() -> bool:
+    """Run numpy's matrix products on one thread, once per process; True if it was set.
+
+    A search is one matrix-vector product over 90k x 256 floats, bound by memory: on a busy
+    2-core machine OpenBLAS's second thread makes it slower, not faster (``bench_retrieval
+    --big-db`` compares the two). Left alone when ``OPENBLAS_NUM_THREADS`` or
+    ``OMP_NUM_THREADS`` is set, or the library is not OpenBLAS.
+    """
+    if os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS"):
+        return False
+    return set_blas_threads(1)
 
 
 class VectorIndex:
