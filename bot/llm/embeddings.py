@@ -21,6 +21,7 @@ one numpy matrix for cosine search off the event loop (plain Python when numpy i
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import math
@@ -85,7 +86,6 @@ class Embedder(Protocol):
 
     name: str
     min_similarity: float  # cosine at which a paper is on topic whatever its words
-    min_similarity_with_terms: float  # cosine needed as well when enough words match
 
     async def embed_documents(self, texts: Sequence[str]) -> list[Vector]: ...
 
@@ -141,7 +141,10 @@ class BaseEmbedder(ABC):
 
     name = "base"
     min_similarity = 0.3
-    min_similarity_with_terms = 0.0
+    # The relevance gate's blend of cosine and idf-weighted word coverage (bot.llm.retrieval):
+    # None until calibrated for the model, and then the words alone back the cosine up.
+    gate_term_weight = 1.0
+    gate_threshold: float | None = None
     fusion_weight = 1.0  # of the vector ranking in the RRF fusion (bm25's is 1)
 
     def __init__(self) -> None:
@@ -230,12 +233,15 @@ class StaticModel:
 class StaticEmbedder(BaseEmbedder):
     """WordLlama's token table from the ``wordllama`` package, offline, numpy only.
 
-    The gate thresholds were calibrated on ``bench/questions.jsonl`` (see the README).
+    The gate thresholds were calibrated on the ``tune`` half of ``bench/questions.jsonl``
+    (``bench_retrieval --calibrate``, see the README): a cosine of 0.55 suffices, else
+    ``(cosine + 0.75 x idf-weighted word coverage) / 1.75`` must reach 0.4314.
     """
 
     name = STATIC_MODEL_NAME
     min_similarity = 0.55
-    min_similarity_with_terms = 0.40
+    gate_term_weight = 0.75
+    gate_threshold = 0.4314
     # Its ranking counts half of bm25's in the fusion: a mean of word vectors is a weaker
     # ranker than bm25 on its own (hybrid hit@3 0.913 at equal weight, 0.957 at 0.5).
     fusion_weight = 0.5
@@ -420,6 +426,65 @@ async def write_snapshot(db: Database, model: str, *, force: bool = False) -> bo
     return True
 
 
+BLAS_THREAD_SETTERS = (
+    "scipy_openblas_set_num_threads64_",  # numpy's own wheels (scipy-openblas, 64-bit ints)
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
+
+
+def _openblas_paths() -> list[str]:
+    """The OpenBLAS libraries loaded in this process (numpy's first)."""
+    found: list[str] = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.rsplit(None, 1)[-1] if "openblas" in line else ""
+                if path.startswith("/") and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
+    if np is not None:
+        base = Path(np.__file__).parent
+        for folder in (base.parent / "numpy.libs", base / ".dylibs"):
+            found.extend(str(p) for p in sorted(folder.glob("*openblas*")) if str(p) not in found)
+    return found
+
+
+def set_blas_threads(threads: int) -> bool:
+    """Set the threads of numpy's OpenBLAS; False if no OpenBLAS setter was found."""
+    if np is None:
+        return False
+    import ctypes
+
+    for path in _openblas_paths():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in BLAS_THREAD_SETTERS:
+            setter = getattr(library, symbol, None)
+            if setter is not None:
+                setter(threads)
+                return True
+    return False
+
+
+@functools.cache
+def single_threaded_blas() -> bool:
+    """Run numpy's matrix products on one thread, once per process; True if it was set.
+
+    A search is one matrix-vector product over 90k x 256 floats, bound by memory: on a busy
+    2-core machine OpenBLAS's second thread makes it slower, not faster (``bench_retrieval
+    --big-db`` compares the two). Left alone when ``OPENBLAS_NUM_THREADS`` or
+    ``OMP_NUM_THREADS`` is set, or the library is not OpenBLAS.
+    """
+    if os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS"):
+        return False
+    return set_blas_threads(1)
+
+
 class VectorIndex:
     """All stored vectors of one model, for brute-force cosine search.
 
@@ -562,6 +627,7 @@ class VectorIndex:
         """Search one snapshot of the index (safe in a worker thread)."""
         if matrix is None or not len(ids) or k <= 0:
             return []
+        single_threaded_blas()
         unit = np.asarray(query, dtype=np.float32)
         norm = float(np.linalg.norm(unit))
         if norm > 0:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -61,7 +62,9 @@ class Retrieved:
 
     ``similarity`` is the cosine to the question (None without an embedder);
     ``term_coverage`` the fraction of the question's content words found in the paper;
-    ``relevant`` whether either is high enough to call the paper on topic.
+    ``weighted_coverage`` the same fraction with each word weighted by its rarity in the
+    store (bm25's idf), so that a paper matching only "neural networks" scores low;
+    ``relevant`` whether the two together are high enough to call the paper on topic.
     """
 
     paper: Paper
@@ -71,6 +74,7 @@ class Retrieved:
     similarity: float | None = None
     term_coverage: float = 0.0
     relevant: bool = True
+    weighted_coverage: float = 0.0
 
 
 def question_terms(question: str, limit: int = MAX_TERMS) -> list[str]:
@@ -181,12 +185,12 @@ async def _vector(
 
 async def _term_coverage(
     db: Database, terms: Sequence[str], paper_ids: Sequence[int]
-) -> dict[int, float]:
-    """For each paper, the fraction of ``terms`` its text contains (stemmed like bm25)."""
+) -> dict[int, set[str]]:
+    """For each paper, which of ``terms`` its text contains (stemmed like bm25)."""
+    found: dict[int, set[str]] = {pid: set() for pid in paper_ids}
     if not terms or not paper_ids:
-        return {}
+        return found
     marks = ",".join("?" * len(paper_ids))
-    hits: dict[int, int] = dict.fromkeys(paper_ids, 0)
     for term in terms:
         fts = fts_or_query([term])
         rows = await db.fetchall(
@@ -194,11 +198,62 @@ async def _term_coverage(
             (fts, *paper_ids),
         )
         for row in rows:
-            hits[int(row[0])] += 1
-    return {pid: count / len(terms) for pid, count in hits.items()}
+            found[int(row[0])].add(term)
+    return found
+
+
+@dataclass(slots=True)
+class _Frequencies:
+    generation: int
+    papers: int
+    counts: dict[str, int]
+
+
+_FREQUENCIES: weakref.WeakKeyDictionary[Database, _Frequencies] = weakref.WeakKeyDictionary()
+MAX_CACHED_TERMS = 20_000
+
+
+def idf(document_frequency: int, papers: int) -> float:
+    """bm25's inverse document frequency (always > 0)."""
+    df = min(max(document_frequency, 0), papers)
+    return math.log((papers - df + 0.5) / (df + 0.5) + 1.0)
+
+
+async def term_weights(db: Database, terms: Sequence[str]) -> dict[str, float]:
+    """Each term's idf over the stored papers. Document frequencies are counted once per
+    term and kept until this process writes to the store (about 1-15 ms a term at 90k)."""
+    if not terms:
+        return {}
+    cached = _FREQUENCIES.get(db)
+    if cached is None or cached.generation != db.generation:
+        row = await db.fetchone("SELECT count(*) FROM papers")
+        cached = _Frequencies(db.generation, int(row[0]) if row else 0, {})
+        _FREQUENCIES[db] = cached
+    todo = [term for term in terms if term not in cached.counts]
+    if todo:
+        if len(cached.counts) + len(todo) > MAX_CACHED_TERMS:
+            cached.counts.clear()
+        rows = await asyncio.gather(
+            *(
+                db.read.fetchone(
+                    "SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?",
+                    (fts_or_query([term]),),
+                )
+                for term in todo
+            )
+        )
+        for term, row in zip(todo, rows, strict=True):
+            cached.counts[term] = int(row[0]) if row else 0
+    return {term: idf(cached.counts.get(term, 0), cached.papers) for term in terms}
+
+
+def weighted_coverage(matched: set[str], weights: dict[str, float]) -> float:
+    total = sum(weights.values())
+    return sum(weights.get(term, 0.0) for term in matched) / total if total > 0 else 0.0
 
 
 def _enough_terms(coverage: float, n_terms: int) -> bool:
+    """At least half of the question's content words (two at least) are in the paper."""
     matched = round(coverage * n_terms)
     needed = max(1 if n_terms < 2 else 2, math.ceil(0.5 * n_terms))
     return matched >= needed
@@ -206,12 +261,19 @@ def _enough_terms(coverage: float, n_terms: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Gate:
-    """Whether a retrieved paper is on topic: its cosine to the question is high, or enough
-    of the question's words are in it and its cosine is not low. Without vectors, the words
-    alone decide. The embedder's thresholds are calibrated by ``bench/bench_retrieval.py``."""
+    """Whether a retrieved paper is on topic.
+
+    With vectors: its cosine to the question is high (``alone``), or the blend of cosine and
+    idf-weighted word coverage, ``(cosine + term_weight * coverage) / (1 + term_weight)``, is
+    at least ``threshold``; so a paper is refused only when both signals are weak. Without
+    vectors, or for an embedder with no calibrated blend (``threshold`` None), enough of the
+    question's words must be in the paper (:func:`_enough_terms`). The thresholds are
+    calibrated by ``bench/bench_retrieval.py --calibrate``.
+    """
 
     alone: float | None = None  # cosine that suffices
-    with_terms: float | None = None  # cosine needed besides the words
+    term_weight: float = 1.0
+    threshold: float | None = None
 
     @classmethod
     def of(cls, embedder: Embedder | None) -> _Gate:
@@ -219,15 +281,25 @@ class _Gate:
             return cls()
         return cls(
             getattr(embedder, "min_similarity", 0.3),
-            getattr(embedder, "min_similarity_with_terms", 0.0),
+            getattr(embedder, "gate_term_weight", 1.0),
+            getattr(embedder, "gate_threshold", None),
         )
 
-    def relevant(self, similarity: float | None, enough_terms: bool) -> bool:
+    def relevant(self, similarity: float | None, weighted: float, enough_terms: bool) -> bool:
+        """``weighted``: the idf-weighted word coverage; ``enough_terms``: see above."""
         if self.alone is None or similarity is None:
             return enough_terms
         if similarity >= self.alone:
             return True
-        return enough_terms and similarity >= (self.with_terms or 0.0)
+        if self.threshold is None:
+            return enough_terms
+        blend = (similarity + self.term_weight * weighted) / (1.0 + self.term_weight)
+        return blend >= self.threshold
+
+
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("word weights not counted: %s", task.exception())
 
 
 async def retrieve(
@@ -265,11 +337,16 @@ async def retrieve(
     prepared: asyncio.Task | None = None
     if embedder is not None and question.strip():
         prepared = asyncio.ensure_future(_prepare_vectors(db, embedder, question))
+    weights_task = asyncio.ensure_future(term_weights(db, terms))
+    # Should retrieval fail before it awaits them, the counts finish on their own (and fill
+    # the cache); their own failure is then logged here rather than as never retrieved.
+    weights_task.add_done_callback(_log_failure)
     try:
         bm25 = await _bm25(db, fts, clauses, params, CANDIDATES) if fts else []
     except BaseException:
-        if prepared is not None:
-            prepared.cancel()
+        for task in (prepared, weights_task):
+            if task is not None:
+                task.cancel()
         raise
     papers: dict[int, Paper] = {pid: paper for pid, paper, _ in bm25}
     bm25_rank = {pid: rank for rank, (pid, _, _) in enumerate(bm25, start=1)}
@@ -301,7 +378,8 @@ async def retrieve(
         marks = ",".join("?" * len(missing))
         for row in await db.fetchall(f"SELECT * FROM papers WHERE id IN ({marks})", missing):
             papers[int(row["id"])] = paper_from_row(row)
-    coverage = await _term_coverage(db, terms, best)
+    matched = await _term_coverage(db, terms, best)
+    weights = await weights_task
     if index is not None and query is not None:
         # bm25-only papers have no cosine from the vector ranking: the gate needs one.
         unknown = [pid for pid in best if pid not in similarity]
@@ -314,8 +392,12 @@ async def retrieve(
         if pid not in papers:
             continue
         sim = similarity.get(pid)
-        cov = coverage.get(pid, 0.0)
-        relevant = pid == paper_rowid or gate.relevant(sim, _enough_terms(cov, len(terms)))
+        words = matched.get(pid, set())
+        weighted = weighted_coverage(words, weights)
+        coverage = len(words) / len(terms) if terms else 0.0
+        relevant = pid == paper_rowid or gate.relevant(
+            sim, weighted, _enough_terms(coverage, len(terms))
+        )
         results.append(
             Retrieved(
                 paper=papers[pid],
@@ -323,11 +405,12 @@ async def retrieve(
                 bm25_rank=bm25_rank.get(pid),
                 vector_rank=vector_rank.get(pid),
                 similarity=sim,
-                term_coverage=cov,
+                term_coverage=coverage,
                 relevant=relevant,
+                weighted_coverage=weighted,
             )
         )
     return results
 
 
-__all__ = ["Retrieved", "fts_or_query", "question_terms", "retrieve"]
+__all__ = ["Retrieved", "fts_or_query", "idf", "question_terms", "retrieve", "term_weights"]

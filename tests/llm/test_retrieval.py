@@ -14,12 +14,12 @@ from bot.llm.embeddings import (
     embed_missing,
     local_embedder_available,
 )
-from bot.llm.retrieval import fts_or_query, question_terms, retrieve
+from bot.llm.retrieval import _Gate, fts_or_query, idf, question_terms, retrieve, term_weights
 from bot.models import Entry
 from bot.store.database import Database
 from bot.store.llm_store import embedding_count
 from bot.store.papers import get_paper, upsert_entries
-from tests.llm.conftest import store_fixtures
+from tests.llm.conftest import make_paper, store, store_fixtures
 from tests.llm_server import FakeLLMServer, Reply
 
 TPA = "2501.06425"
@@ -133,3 +133,37 @@ async def test_local_model_finds_a_paraphrased_question(db: Database) -> None:
     assert results[0].vector_rank == 1 and results[0].similarity > 0.4
     off_topic = await retrieve(db, "What is the capital city of France?", embedder=embedder)
     assert off_topic and not any(item.relevant for item in off_topic)
+
+
+def test_gate_refuses_only_when_cosine_and_weighted_words_are_both_weak() -> None:
+    gate = _Gate(alone=0.55, term_weight=0.75, threshold=0.43)
+    assert gate.relevant(0.56, 0.0, False)  # a high cosine suffices
+    assert gate.relevant(0.40, 0.50, False)  # (0.40 + 0.75 * 0.50) / 1.75 = 0.443
+    assert not gate.relevant(0.40, 0.40, True)  # 0.40: both weak, whatever the word count
+    assert not gate.relevant(0.10, 0.70, True)  # 0.357: the words alone are not enough
+    words_only = _Gate(alone=0.3)  # an embedder with no calibrated blend
+    assert words_only.relevant(0.1, 0.0, True) and not words_only.relevant(0.1, 1.0, False)
+    assert _Gate().relevant(None, 0.0, True) and not _Gate().relevant(None, 1.0, False)
+
+
+async def test_term_weights_are_idf_counted_once_and_recounted_after_a_write(
+    db: Database,
+) -> None:
+    await store_fixtures(db)
+    total = (await db.fetchone("SELECT count(*) FROM papers"))[0]
+    weights = await term_weights(db, ["training", "spike", "sourdough"])
+    df = {
+        term: (
+            await db.fetchone(
+                "SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", (fts_or_query([term]),)
+            )
+        )[0]
+        for term in ("training", "spike", "sourdough")
+    }
+    assert df["sourdough"] == 0 < df["spike"] < df["training"]
+    assert weights == {term: idf(df[term], total) for term in df}
+    assert weights["sourdough"] > weights["spike"] > weights["training"] > 0
+    assert await term_weights(db, ["spike"]) == {"spike": weights["spike"]}  # from the cache
+    await store(db, make_paper("2501.99999", "Sourdough starters", "A sourdough paper."))
+    again = await term_weights(db, ["sourdough"])
+    assert again["sourdough"] == idf(1, total + 1) < weights["sourdough"]
