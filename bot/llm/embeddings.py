@@ -186,6 +186,32 @@ def local_embedder_available() -> bool:
     return static_embedder_available()
 
 
+_SAFETENSORS_DTYPES = {"F16": "<f2", "F32": "<f4", "BF16": None}
+
+
+def map_safetensor(path: Path, name: str) -> Any:
+    """Tensor ``name`` of a ``.safetensors`` file as a read-only array over a memory map of
+    the file: only the rows used are read (a question touches a few of the 32k rows)."""
+    import json
+    import mmap
+    import struct
+
+    with path.open("rb") as file:
+        (header_size,) = struct.unpack("<Q", file.read(8))
+        header = json.loads(file.read(header_size))
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    entry = header[name]
+    dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
+    if dtype is None:
+        raise OSError(f"{path.name}: tensor {name} has unsupported dtype {entry['dtype']}")
+    start, end = entry["data_offsets"]
+    width = np.dtype(dtype).itemsize
+    flat = np.frombuffer(
+        mapped, dtype=dtype, count=(end - start) // width, offset=8 + header_size + start
+    )
+    return flat.reshape(entry["shape"])
+
+
 class StaticModel:
     """A token table and its tokenizer: a text's vector is the mean of its tokens' rows."""
 
@@ -195,7 +221,6 @@ class StaticModel:
 
     @classmethod
     def load(cls, root: Path) -> StaticModel:
-        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
         weights = root.joinpath(*STATIC_WEIGHTS)
@@ -203,8 +228,7 @@ class StaticModel:
         for path in (weights, tokenizer_file):
             if not path.is_file():
                 raise OSError(f"the wordllama package has no {path.name}; reinstall it")
-        tensors = load_file(str(weights))
-        table = tensors["embedding.weight"]
+        table = map_safetensor(weights, "embedding.weight")
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
         tokenizer.no_truncation()
         tokenizer.no_padding()
@@ -372,10 +396,14 @@ def _matrix_from_rows(rows: Sequence[Any]) -> tuple[Any, Any]:
     return ids, matrix.reshape(len(rows), -1).astype(np.float32, copy=False)
 
 
+def _byte_array(size: int) -> Any:
+    return np.empty(size, dtype=np.uint8)
+
+
 def _load_matrix(path: Path, model: str, after_rowid: int) -> tuple[Any, Any, int]:
     """``(ids, matrix, last rowid)`` of the vectors stored after ``after_rowid`` (blocking):
     the snapshot matrix (one read) and the few rows stored since."""
-    found = read_vectors(path, model, after_rowid)
+    found = read_vectors(path, model, after_rowid, allocate=_byte_array)
     parts_ids, parts = [], []
     last = after_rowid
     if found.snapshot is not None:
