@@ -212,7 +212,6 @@ async def embeddings_after(
 
 
 Allocate = Callable[[int], Any]
-SNAPSHOT_MMAP_BYTES = 1 << 30
 BLOB_CHUNK = 1 << 20
 
 
@@ -244,9 +243,6 @@ def read_vectors(
     uri = f"{Path(path).resolve().as_uri()}?mode=ro"
     conn = sqlite3.connect(uri, uri=True, timeout=5.0)
     try:
-        # The snapshot blob spans ~23k overflow pages: mapped, SQLite copies them out of
-        # the OS page cache instead of reading them one system call at a time.
-        conn.execute(f"PRAGMA mmap_size = {SNAPSHOT_MMAP_BYTES}")
         snapshot = None
         if after_rowid == 0:
             found = conn.execute(
