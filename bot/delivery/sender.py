@@ -14,10 +14,10 @@ import aiohttp
 import discord
 
 from bot.config import Config
-from bot.delivery.pacing import WindowLimiter
 from bot.digest.render import digest_header, digest_messages, message, no_mentions
 from bot.digest.select import select_for_channel
 from bot.models import Paper
+from bot.pacing import WindowLimiter
 from bot.store import feeds as feed_store
 from bot.store import ledger
 from bot.store import subscriptions as sub_store
