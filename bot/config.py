@@ -90,14 +90,14 @@ class Check:
     def __init__(self, check: Callable[[Any], None]) -> None:
         self.check = check
 
-    def _validate(self, value: Any) -> Any:
+    def _checked(self, value: Any) -> Any:
         self.check(value)
         return value
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        return core_schema.no_info_after_validator_function(self._validate, handler(source))
+        return core_schema.no_info_after_validator_function(self._checked, handler(source))
 
 
 def _list(default: list) -> Any:
