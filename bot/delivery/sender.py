@@ -14,10 +14,10 @@ import aiohttp
 import discord
 
 from bot.config import Config
-from bot.delivery.pacing import WindowLimiter
 from bot.digest.render import digest_header, digest_messages, message, no_mentions
 from bot.digest.select import select_for_channel
 from bot.models import Paper
+from bot.pacing import WindowLimiter
 from bot.store import feeds as feed_store
 from bot.store import ledger
 from bot.store import subscriptions as sub_store
@@ -379,10 +379,12 @@ class Deliverer:
                 )
                 break
             except discord.HTTPException as exc:
-                if (exc.status < 500 and exc.status != 429) or attempt == len(waits):
+                # 429s are discord.py's: it waits out Retry-After and tries again itself, so
+                # one that reaches here has used up its tries; the scheduler retries later.
+                if exc.status < 500 or attempt == len(waits):
                     raise
                 reason = f"HTTP {exc.status}"
-                uncertain = uncertain or exc.status != 429  # a 429 was not posted
+                uncertain = True
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if attempt == len(waits):
                     raise

@@ -14,10 +14,10 @@ from yarl import URL
 
 from bot.errors import InputError, SourceError
 from bot.models import Entry, InvalidPaperId, Listing, Paper, split_arxiv_id
+from bot.pacing import WindowLimiter
 from bot.sources.http import (
     DEFAULT_POLICY,
     HTTPStatusError,
-    RateLimiter,
     RetryPolicy,
     fetch_with_policy,
 )
@@ -180,7 +180,7 @@ async def fetch_arxiv_day(
     day: date,
     base_url: str = ARXIV_BASE_URL,
     *,
-    limiter: RateLimiter | None = None,
+    limiter: WindowLimiter | None = None,
     max_results: int = DEFAULT_PAGE_SIZE,
     max_pages: int = 50,
     empty_page_retries: int = 2,
@@ -193,7 +193,7 @@ async def fetch_arxiv_day(
     page is asked again up to ``empty_page_retries`` times, then :class:`SourceError` is
     raised rather than returning a partial day.
     """
-    limiter = limiter or RateLimiter(MIN_REQUEST_INTERVAL, sleep=policy.sleep)
+    limiter = limiter or WindowLimiter(1, MIN_REQUEST_INTERVAL, sleep=policy.sleep)
     entries: list[Entry] = []
     seen: set[str] = set()
     start = 0

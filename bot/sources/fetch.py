@@ -11,9 +11,10 @@ import aiohttp
 from bot.config import Config
 from bot.errors import SourceError
 from bot.models import Entry, merge_papers
+from bot.pacing import WindowLimiter
 from bot.sources.arxiv import fetch_arxiv_day
 from bot.sources.hf_daily import fetch_hf_day, fetch_hf_paper_details
-from bot.sources.http import RateLimiter, RetryPolicy
+from bot.sources.http import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class Fetcher:
         self.policy = RetryPolicy(
             timeout=config.sources.http_timeout, retries=config.sources.http_retries
         )
-        self.arxiv_limiter = RateLimiter(ARXIV_MIN_INTERVAL)
+        self.arxiv_limiter = WindowLimiter(1, ARXIV_MIN_INTERVAL)
 
     async def fetch_day(self, source: str, day: date) -> list[Entry]:
         """One day's listing from ``source`` ("hf" or "arxiv"); raises SourceError."""

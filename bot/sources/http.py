@@ -1,10 +1,9 @@
-"""HTTP GET with timeouts, retries and polite pacing, shared by the fetchers."""
+"""HTTP GET with timeouts, retries (tenacity) and polite pacing, shared by the fetchers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,16 +11,23 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 from yarl import URL
 
 from bot.errors import SourceError
+from bot.pacing import WindowLimiter
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "paperbot/0.1 (+https://github.com/paperbot/paperbot)"
 
 Sleep = Callable[[float], Awaitable[Any]]
-Clock = Callable[[], float]
 
 _MAX_ERROR_BODY = 200
 
@@ -34,39 +40,6 @@ class HTTPStatusError(SourceError):
         self.url = url
         self.status = status
         self.body = body  # the whole decoded body, for callers that parse error documents
-
-
-class RateLimiter:
-    """Keeps at least ``min_interval`` seconds between the starts of successive requests.
-
-    arXiv asks for one request every 3 seconds; share one limiter between every arXiv call.
-    ``clock`` and ``sleep`` are injectable so tests do not wait.
-    """
-
-    def __init__(
-        self,
-        min_interval: float,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        self.min_interval = min_interval
-        self._clock = clock
-        self._sleep = sleep
-        self._last: float | None = None
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        """Return once a request may start; call it right before each request."""
-        async with self._lock:
-            now = self._clock()
-            if self._last is not None:
-                delay = self._last + self.min_interval - now
-                if delay > 0:
-                    log.debug("rate limiter: waiting %.2f s", delay)
-                    await self._sleep(delay)
-                    now = max(self._clock(), self._last + self.min_interval)
-            self._last = now
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +91,74 @@ def _snippet(body: str) -> str:
     return text[:_MAX_ERROR_BODY] + ("…" if len(text) > _MAX_ERROR_BODY else "")
 
 
+class _Retryable(SourceError):
+    """One attempt failed in a way another attempt may fix (a 429, a 5xx, a timeout, ...)."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+class _Backoff(wait_exponential):
+    """``backoff * 2**n`` seconds, or the server's Retry-After (capped) when it sent one."""
+
+    def __init__(self, backoff: float, max_retry_after: float) -> None:
+        super().__init__(multiplier=backoff)
+        self.max_retry_after = max_retry_after
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        failure = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(failure, _Retryable) and failure.retry_after is not None:
+            return min(failure.retry_after, self.max_retry_after)
+        return super().__call__(retry_state)
+
+
+async def _get_once(
+    session: aiohttp.ClientSession,
+    url: str | URL,
+    params: Mapping[str, str] | None,
+    timeout: float,  # noqa: ASYNC109 - a per-attempt limit, handed to aiohttp
+    shown: str,
+    limiter: WindowLimiter | None,
+) -> bytes:
+    """One GET: the body of a 2xx, :class:`_Retryable`, or the error that retrying won't fix."""
+    if limiter is not None:
+        await limiter.wait()
+    try:
+        async with session.get(
+            url,
+            params=params,
+            headers={"User-Agent": USER_AGENT},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as response:
+            if 200 <= response.status < 300:
+                return await response.read()
+            body = (await response.read()).decode(response.charset or "utf-8", "replace")
+            status_text = f"HTTP {response.status} {response.reason or ''}".rstrip()
+            if not _retryable(response.status):
+                message = f"GET {shown} failed: {status_text}"
+                if body.strip():
+                    message += f": {_snippet(body)}"
+                raise HTTPStatusError(message, url=shown, status=response.status, body=body)
+            retry_after = None
+            if response.status in (429, 503):
+                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            raise _Retryable(status_text, retry_after)
+    except TimeoutError:
+        raise _Retryable(f"no complete response within {timeout:g} s") from None
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        raise _Retryable(f"connection error ({type(exc).__name__}: {exc})") from None
+    except aiohttp.ClientResponseError as exc:
+        # Only from a session created with raise_for_status=True.
+        if not _retryable(exc.status):
+            message = f"GET {shown} failed: HTTP {exc.status} {exc.message}".rstrip()
+            raise HTTPStatusError(message, url=shown, status=exc.status, body="") from exc
+        raise _Retryable(f"HTTP {exc.status} {exc.message}".rstrip()) from None
+    except aiohttp.ClientError as exc:
+        raise SourceError(f"GET {shown} failed: {type(exc).__name__}: {exc}") from exc
+
+
 async def fetch_bytes(
     session: aiohttp.ClientSession,
     url: str | URL,
@@ -128,60 +169,38 @@ async def fetch_bytes(
     backoff: float = 1.0,
     max_retry_after: float = 60.0,
     sleep: Sleep = asyncio.sleep,
-    limiter: RateLimiter | None = None,
+    limiter: WindowLimiter | None = None,
 ) -> bytes:
     """GET ``url`` and return the body of a 2xx response.
 
     Up to ``retries`` more attempts follow a 429, a 5xx, a timeout or a connection error, after
     ``backoff * 2**n`` seconds (a 429's or 503's Retry-After is honoured, capped at
-    ``max_retry_after``). Any other status raises :class:`HTTPStatusError` at once. When the
-    attempts run out, :class:`SourceError` says what went wrong the last time.
+    ``max_retry_after``); tenacity runs the policy. Any other status raises
+    :class:`HTTPStatusError` at once. When the attempts run out, :class:`SourceError` says
+    what went wrong the last time.
     """
     shown = _display_url(url, params)
     attempts = retries + 1
-    headers = {"User-Agent": USER_AGENT}
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    problem = "no attempt made"
-    for attempt in range(attempts):
-        delay = backoff * (2**attempt)
-        if limiter is not None:
-            await limiter.wait()
-        try:
-            async with session.get(
-                url, params=params, headers=headers, timeout=client_timeout
-            ) as response:
-                if 200 <= response.status < 300:
-                    return await response.read()
-                body = (await response.read()).decode(response.charset or "utf-8", "replace")
-                status_text = f"HTTP {response.status} {response.reason or ''}".rstrip()
-                if not _retryable(response.status):
-                    message = f"GET {shown} failed: {status_text}"
-                    if body.strip():
-                        message += f": {_snippet(body)}"
-                    raise HTTPStatusError(message, url=shown, status=response.status, body=body)
-                problem = status_text
-                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-                if retry_after is not None and response.status in (429, 503):
-                    delay = min(retry_after, max_retry_after)
-        except TimeoutError:
-            problem = f"no complete response within {timeout:g} s"
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            problem = f"connection error ({type(exc).__name__}: {exc})"
-        except aiohttp.ClientResponseError as exc:
-            # Only from a session created with raise_for_status=True.
-            if not _retryable(exc.status):
-                message = f"GET {shown} failed: HTTP {exc.status} {exc.message}".rstrip()
-                raise HTTPStatusError(message, url=shown, status=exc.status, body="") from exc
-            problem = f"HTTP {exc.status} {exc.message}".rstrip()
-        except aiohttp.ClientError as exc:
-            raise SourceError(f"GET {shown} failed: {type(exc).__name__}: {exc}") from exc
-        if attempt + 1 < attempts:
-            log.warning(
-                "GET %s: %s; retry %d/%d in %.1f s", shown, problem, attempt + 1, retries, delay
-            )
-            await sleep(delay)
-    noun = "attempt" if attempts == 1 else "attempts"
-    raise SourceError(f"GET {shown} failed after {attempts} {noun}: {problem}")
+
+    def announce(state: RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome else None
+        delay = state.upcoming_sleep
+        number = state.attempt_number
+        log.warning("GET %s: %s; retry %d/%d in %.1f s", shown, failure, number, retries, delay)
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=_Backoff(backoff, max_retry_after),
+        retry=retry_if_exception_type(_Retryable),
+        before_sleep=announce,
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        return await retrying(_get_once, session, url, params, timeout, shown, limiter)
+    except _Retryable as failure:
+        noun = "attempt" if attempts == 1 else "attempts"
+        raise SourceError(f"GET {shown} failed after {attempts} {noun}: {failure}") from None
 
 
 async def fetch_with_policy(
@@ -190,7 +209,7 @@ async def fetch_with_policy(
     policy: RetryPolicy,
     *,
     params: Mapping[str, str] | None = None,
-    limiter: RateLimiter | None = None,
+    limiter: WindowLimiter | None = None,
 ) -> bytes:
     """:func:`fetch_bytes` with the settings of a :class:`RetryPolicy`."""
     return await fetch_bytes(

@@ -1,4 +1,4 @@
-from bot.delivery.pacing import WindowLimiter
+from bot.pacing import WindowLimiter
 
 
 class FakeTime:

@@ -8,6 +8,7 @@ import pytest
 
 from bot.errors import InputError, SourceError
 from bot.models import Listing
+from bot.pacing import WindowLimiter
 from bot.sources.arxiv import (
     build_query_url,
     build_search_query,
@@ -15,7 +16,7 @@ from bot.sources.arxiv import (
     parse_atom,
     parse_atom_page,
 )
-from bot.sources.http import RateLimiter, RetryPolicy
+from bot.sources.http import RetryPolicy
 from tests.sources.helpers import SOURCE_FIXTURES, FakeSleep, Reply, ScriptedServer
 
 ARXIV = SOURCE_FIXTURES / "arxiv"
@@ -166,7 +167,7 @@ async def test_fetch_arxiv_day_pages_through_results_at_one_request_per_3_second
         Reply(body=_feed(ids[2:4], 5, 2), content_type="application/atom+xml"),
         Reply(body=_feed(ids[4:5], 5, 4), content_type="application/atom+xml"),
     )
-    limiter = RateLimiter(3.0, clock=fake_sleep.clock, sleep=fake_sleep)
+    limiter = WindowLimiter(1, 3.0, clock=fake_sleep.clock, sleep=fake_sleep)
     entries = await fetch_arxiv_day(
         session,
         ["cs.CL", "cs.LG"],

@@ -8,13 +8,8 @@ import aiohttp
 import pytest
 
 from bot.errors import SourceError
-from bot.sources.http import (
-    USER_AGENT,
-    HTTPStatusError,
-    RateLimiter,
-    _retry_after_seconds,
-    fetch_bytes,
-)
+from bot.pacing import WindowLimiter
+from bot.sources.http import USER_AGENT, HTTPStatusError, _retry_after_seconds, fetch_bytes
 from tests.sources.helpers import FakeSleep, Reply, ScriptedServer
 
 
@@ -113,14 +108,14 @@ async def test_fetch_bytes_waits_for_the_rate_limiter_before_every_attempt(
     server: ScriptedServer, session: aiohttp.ClientSession, fake_sleep: FakeSleep
 ) -> None:
     server.script("/x", Reply(500), Reply(body=b"ok"))
-    limiter = RateLimiter(3.0, clock=fake_sleep.clock, sleep=fake_sleep)
+    limiter = WindowLimiter(1, 3.0, clock=fake_sleep.clock, sleep=fake_sleep)
     await fetch_bytes(session, server.url("/x"), backoff=1.0, sleep=fake_sleep, limiter=limiter)
     # backoff 1 s after the 500, then the limiter tops it up to 3 s between the two starts
     assert fake_sleep.calls == [1.0, 2.0]
 
 
-async def test_rate_limiter_spaces_requests_by_the_minimum_interval(fake_sleep: FakeSleep) -> None:
-    limiter = RateLimiter(3.0, clock=fake_sleep.clock, sleep=fake_sleep)
+async def test_a_one_call_window_is_a_minimum_interval(fake_sleep: FakeSleep) -> None:
+    limiter = WindowLimiter(1, 3.0, clock=fake_sleep.clock, sleep=fake_sleep)
     await limiter.wait()
     await limiter.wait()
     fake_sleep.now += 1.0  # one second of other work

@@ -1,4 +1,7 @@
-"""A sliding-window limiter for outgoing Discord requests."""
+"""The one rate limiter: a sliding window, for Discord sends and for polite HTTP fetches.
+
+Discord allows ~50 requests/s (``WindowLimiter(48, 1.0)``); arXiv asks for one request every
+3 seconds (``WindowLimiter(1, 3.0)``: one start in any 3 s, i.e. a minimum interval)."""
 
 from __future__ import annotations
 
