@@ -22,7 +22,7 @@ from bot.labels import LABELS
 from bot.models import InvalidPaperId, split_arxiv_id
 from bot.runtime.tree import UserError, parse_date_option
 from bot.search.cache import ResultCache
-from bot.search.engine import SearchResult, search
+from bot.search.engine import SearchResult
 from bot.search.tag_options import complete_tag, complete_tag_list
 from bot.store.papers import get_paper, tag_counts
 from bot.text import sanitize, truncate
@@ -182,7 +182,7 @@ class SearchCog(commands.Cog):
             return await self.results.get(
                 key,
                 self.bot.db.generation,
-                lambda: search(
+                lambda: self.bot.search_engine.search(
                     self.bot.db,
                     session.text,
                     tags=session.tags,

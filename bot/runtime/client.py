@@ -20,6 +20,7 @@ from bot.llm.embeddings import Embedder, embed_new
 from bot.llm.enrich import enrich_ids
 from bot.runtime import forget
 from bot.runtime.tree import PaperTree
+from bot.search.engine import SearchEngine
 from bot.sources.fetch import Fetcher
 from bot.store import feeds as feed_store
 from bot.store.database import Database
@@ -91,6 +92,7 @@ class PaperBot(commands.Bot):
         fetcher: Fetcher | None = None,
         llm: LLMClient | None = None,
         embedder: Embedder | None = None,
+        search: SearchEngine | None = None,
         **options,
     ) -> None:
         options.setdefault("intents", intents())
@@ -106,6 +108,8 @@ class PaperBot(commands.Bot):
         self.session = session
         self.llm = llm
         self.embedder = embedder
+        # Closed with the bot (its worker threads stop); one is made if none is given.
+        self.search_engine = search if search is not None else SearchEngine()
         if llm is None:
             # Without an endpoint there is no /ask and no Ask button; digests use the
             # summaries made without an LLM.
@@ -217,5 +221,8 @@ class PaperBot(commands.Bot):
             self._catch_up_task.cancel()
         if self._llm_check_task is not None and not self._llm_check_task.done():
             self._llm_check_task.cancel()
-        await self.digests.shutdown()
-        await super().close()
+        try:
+            await self.digests.shutdown()
+            await super().close()
+        finally:
+            self.search_engine.close()
