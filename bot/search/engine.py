@@ -78,7 +78,7 @@ async def _resolve_tags(db: Database, texts: tuple[str, ...]) -> tuple[tuple[str
 
 
 class SearchEngine:
-    """Searches stores; one per process that searches, closed when it is done."""
+    """Searches stores: one for the bot (or a command), shared by its searches, then closed."""
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ queries in three steps instead:
    of FTS5's bm25 (weighted term frequencies, FTS5's idf as boosts) computed in compiled code.
 2. exact ranking: each candidate is scored in Python with FTS5's own bm25 formula
    (``search_bm25``): same weights, same average length, idf from the phrase's row count
-   (counted by tantivy, cached per process). The order and the scores are FTS5's whenever
+   (counted by tantivy, cached per index handle). The order and the scores are FTS5's whenever
    FTS5's top results are among the candidates (on average 9.7 of 10 at 1M papers).
 3. freshness: SQLite stays the store of record and the index is a cache next to the database
    file (``<db>.search/``). Rows added since the last sync (ids only grow) and rows changed in
