@@ -6,7 +6,7 @@ Builds (once, cached under ``bench/.data/``) a 90k database from the real corpus
 (the corpus plus 10 generated variants of every paper: new id, date and authors, title and
 abstract words perturbed with words drawn from the corpus itself, so term statistics stay
 realistic), with the bulk path ``upsert_entries`` in batches of 50,000. On a store large enough
-for it (``bot.search.index.MIN_PAPERS``) the search index is built too (and cached next to the
+for it (``IndexSettings.min_papers``) the search index is built too (and cached next to the
 database). Then, over a fixed query set (common single words, multi-word, phrases, OR,
 exclusions, author filters, a prefix):
 
@@ -42,8 +42,8 @@ import aiohttp
 from bot.config import Config
 from bot.models import Entry, Paper
 from bot.runtime.client import PaperBot
-from bot.search import index as search_index
-from bot.search.engine import BM25, search
+from bot.search.engine import BM25, SearchEngine
+from bot.search.index import index_path
 from bot.search.query import parse_query
 from bot.sources.jsonl import iter_jsonl_file
 from bot.store.connection import open_database
@@ -232,17 +232,17 @@ def _stamp(name: str) -> Path:
     return DATA / f"{name}.json"
 
 
-async def prepare_index(db: Database, name: str) -> tuple[str, str]:
+async def prepare_index(engine: SearchEngine, db: Database, name: str) -> tuple[str, str]:
     """Build (or open and catch up) the search index if the store is large enough for one.
 
     Returns (build seconds, note) for the report.
     """
     row = await db.fetchone("SELECT count(*) FROM papers")
-    if row[0] < search_index.MIN_PAPERS:
-        return "-", f"none (fewer than {search_index.MIN_PAPERS} papers: FTS5 answers)"
-    existed = (search_index.index_path(db.path) / "paperbot-state.json").exists()
+    if row[0] < engine.settings.min_papers:
+        return "-", f"none (fewer than {engine.settings.min_papers} papers: FTS5 answers)"
+    existed = (index_path(db.path) / "paperbot-state.json").exists()
     started = time.perf_counter()
-    await search_index.ensure_index(db)
+    await engine.indexes.ensure(db)
     seconds = time.perf_counter() - started
     stamp = _stamp(name)
     recorded = json.loads(stamp.read_text()) if stamp.exists() else {}
@@ -272,7 +272,7 @@ async def bare_top(db: Database, expression: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-async def measure_search(db: Database, rounds: int) -> dict[str, object]:
+async def measure_search(engine: SearchEngine, db: Database, rounds: int) -> dict[str, object]:
     """``search()`` against the bare bm25 query, alternating, plus agreement."""
     project: list[float] = []
     bare: list[float] = []
@@ -283,7 +283,7 @@ async def measure_search(db: Database, rounds: int) -> dict[str, object]:
     for round_number in range(rounds + 1):  # round 0: every query seen for the first time
         for text, expression in zip(QUERIES, expressions, strict=True):
             started = time.perf_counter()
-            result = await search(db, text, limit=10)
+            result = await engine.search(db, text, limit=10)
             elapsed = time.perf_counter() - started
             (first_round if round_number == 0 else project).append(elapsed)
             started = time.perf_counter()
@@ -299,7 +299,7 @@ async def measure_search(db: Database, rounds: int) -> dict[str, object]:
                 overlaps.append(
                     len(found & {row[0] for row in wanted}) / len(exact) if exact else 1.0
                 )
-                if await search_index.ranked(db, parse_query(text), 10, 0) is not None:
+                if await engine.indexes.ranked(db, parse_query(text), 10, 0) is not None:
                     fast += 1
     return {
         "project": project,
@@ -312,7 +312,6 @@ async def measure_search(db: Database, rounds: int) -> dict[str, object]:
 
 async def measure_end_to_end(path: Path, rounds: int) -> dict[str, list[float]]:
     """/search through the Discord stand-in: INTERACTION_CREATE to the callback arriving."""
-    search_index.forget()  # a fresh bot process: no cached row counts
     config = Config()
     config.database.path = str(path)
     config.discord_token = "unused"
@@ -327,6 +326,7 @@ async def measure_end_to_end(path: Path, rounds: int) -> dict[str, list[float]]:
                     db=db,
                     session=session,
                     cogs=("cogs.search",),
+                    search=SearchEngine(),  # a fresh bot process: no cached row counts
                     guild_ready_timeout=0.1,
                     chunk_guilds_at_startup=False,
                 )
@@ -352,11 +352,12 @@ def report(size: str, path: Path, build: float, rounds: int, e2e_rounds: int) ->
     print(f"{size}_database_mb: {_size(path) / 1e6:.0f}")
 
     async def in_process() -> dict[str, object]:
-        async with connect(path) as db:
-            seconds, note = await prepare_index(db, name)
-            print(f"{size}_index_build_seconds: {seconds} ({note})")
-            print(f"{size}_index_mb: {_size(search_index.index_path(path)) / 1e6:.0f}")
-            return await measure_search(db, rounds)
+        with SearchEngine() as engine:  # as the bot's
+            async with connect(path) as db:
+                seconds, note = await prepare_index(engine, db, name)
+                print(f"{size}_index_build_seconds: {seconds} ({note})")
+                print(f"{size}_index_mb: {_size(index_path(path)) / 1e6:.0f}")
+                return await measure_search(engine, db, rounds)
 
     measured = asyncio.run(in_process())
     project, bare = measured["project"], measured["bare"]

@@ -11,8 +11,9 @@ a subprocess that reads the same file with the stdlib ``json``, inserts the rows
 derivation). Rates are corpus lines per second; medians over ``--import-runs``.
 Store step alone: ``bot.store.papers.upsert_entries`` on already parsed and derived entries,
 against the bare ``executemany`` + FTS5 build of the same rows (this covers only the store).
-Search: ``bot.search.engine.search`` (query language, top 10) against a bare FTS5 bm25 top-10 query
-with the same MATCH expression on the same database. Prints ``name: value`` lines.
+Search: ``SearchEngine.search`` (``bot.search.engine``: query language, top 10) against a bare
+FTS5 bm25 top-10 query with the same MATCH expression on the same database.
+Prints ``name: value`` lines.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 
 from bot.models import Entry, Paper
-from bot.search.engine import search
+from bot.search.engine import SearchEngine
 from bot.search.query import parse_query
 from bot.sources.ingest import prepare
 from bot.sources.jsonl import iter_jsonl_file
@@ -310,24 +311,26 @@ async def _create_schema(path: Path) -> None:
 
 async def search_latencies(path: Path, rounds: int) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {"project": [], "bare": []}
-    async with open_database(path) as conn:
-        db = Database(conn, path)
-        expressions = [parse_query(text).to_fts() for text in QUERIES]
-        for text in QUERIES[:5]:  # warm the page cache for both paths alike
-            await search(db, text)
-        for _ in range(rounds):
-            for text, expression in zip(QUERIES, expressions, strict=True):
-                started = time.perf_counter()
-                await search(db, text, limit=10)
-                timings["project"].append(time.perf_counter() - started)
-                started = time.perf_counter()
-                async with conn.execute(
-                    "SELECT rowid, bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0) AS score "
-                    "FROM papers_fts WHERE papers_fts MATCH ? ORDER BY score LIMIT 10",
-                    (expression,),
-                ) as cursor:
-                    await cursor.fetchall()
-                timings["bare"].append(time.perf_counter() - started)
+    with SearchEngine() as engine:  # as the bot's
+        async with open_database(path) as conn:
+            db = Database(conn, path)
+            search = engine.search
+            expressions = [parse_query(text).to_fts() for text in QUERIES]
+            for text in QUERIES[:5]:  # warm the page cache for both paths alike
+                await search(db, text)
+            for _ in range(rounds):
+                for text, expression in zip(QUERIES, expressions, strict=True):
+                    started = time.perf_counter()
+                    await search(db, text, limit=10)
+                    timings["project"].append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    async with conn.execute(
+                        "SELECT rowid, bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0) AS score "
+                        "FROM papers_fts WHERE papers_fts MATCH ? ORDER BY score LIMIT 10",
+                        (expression,),
+                    ) as cursor:
+                        await cursor.fetchall()
+                    timings["bare"].append(time.perf_counter() - started)
     return timings
 
 

@@ -16,7 +16,7 @@ from bot.labels import LABELS
 from bot.models import InvalidPaperId, split_arxiv_id
 from bot.runtime import autocomplete
 from bot.runtime.tree import UserError, parse_date_option
-from bot.search.engine import SearchResult, search
+from bot.search.engine import SearchResult
 from bot.search.render import (
     PAGE_SIZE,
     no_results_text,
@@ -41,7 +41,7 @@ async def run_search(bot: PaperBot, session: SearchSession, page: int) -> Search
     return await bot.search_sessions.results.get(
         session.key(page),
         bot.db.generation,
-        lambda: search(
+        lambda: bot.search_engine.search(
             bot.db,
             session.text,
             tags=session.tags,

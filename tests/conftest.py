@@ -1,13 +1,13 @@
-"""Shared fixtures: a fresh migrated database per test."""
+"""Shared fixtures: a fresh migrated database and a search engine per test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.search import index as search_index
+from bot.search.engine import SearchEngine
 from bot.store.database import Database, connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -19,7 +19,8 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
         yield database
 
 
-@pytest.fixture(autouse=True)
-def _restore_search_index_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """bot.cli.main() turns the index's background build off; undo that after each test."""
-    monkeypatch.setattr(search_index, "AUTO_BUILD", search_index.AUTO_BUILD)
+@pytest.fixture
+def engine() -> Iterator[SearchEngine]:
+    """A search engine of the test's own, closed after it."""
+    with SearchEngine() as search_engine:
+        yield search_engine

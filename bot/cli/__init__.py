@@ -74,11 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("search needs words to look for (or --tag / --author / --list-tags)")
     import asyncio  # here, not at the top: `paperbot --help` has exited by now
 
-    from bot.search import index as search_index
-
-    if args.command != "run":
-        # One-shot commands never start the background build of the large-store search index.
-        search_index.AUTO_BUILD = False
     try:
         config = load_config(args.config)
         if args.db:

@@ -18,7 +18,7 @@ from bot.delivery.feeds import feed_filters
 from bot.digest.render import digest_messages, render_text
 from bot.digest.select import select_for_channel
 from bot.errors import InputError, PaperbotError
-from bot.search.engine import search
+from bot.search.engine import SearchEngine
 from bot.sources.jsonl import dump_jsonl
 from bot.sources.markdown import render_markdown
 from bot.store.connection import migrate
@@ -168,21 +168,24 @@ async def digest_command(args: argparse.Namespace, config: Config) -> int:
 
 
 async def search_command(args: argparse.Namespace, config: Config) -> int:
-    async with connect(config.database.path) as db:
-        if args.list_tags:
-            for tag, count in await tag_counts(db):
-                print(f"{count:7d}  {tag}")
-            return 0
-        result = await search(
-            db,
-            " ".join(args.query),
-            tags=tuple(args.tag),
-            authors=tuple(args.author),
-            since=args.since,
-            until=args.until,
-            sort=args.sort,
-            limit=args.limit,
-        )
+    # A one-shot command never starts the background build of a large store's search index:
+    # it would exit long before a build of minutes completes (FTS5 answers meanwhile).
+    with SearchEngine(auto_build=False) as engine:
+        async with connect(config.database.path) as db:
+            if args.list_tags:
+                for tag, count in await tag_counts(db):
+                    print(f"{count:7d}  {tag}")
+                return 0
+            result = await engine.search(
+                db,
+                " ".join(args.query),
+                tags=tuple(args.tag),
+                authors=tuple(args.author),
+                since=args.since,
+                until=args.until,
+                sort=args.sort,
+                limit=args.limit,
+            )
     if args.json:
         for hit in result.hits:
             paper = hit.paper

@@ -17,6 +17,7 @@ from bot.llm.client import LLMClient
 from bot.llm.embeddings import make_embedder
 from bot.runtime.client import PaperBot
 from bot.runtime.discord_api import configure_from_env
+from bot.search.engine import SearchEngine
 from bot.sources.http import USER_AGENT
 from bot.store.database import connect
 
@@ -54,6 +55,8 @@ async def run_command(args: argparse.Namespace, config: Config) -> int:
             sync_on_start=args.sync,
             llm=llm,
             embedder=embedder,
+            # Builds a large store's search index in the background; closed by bot.close().
+            search=SearchEngine(),
         )
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()

@@ -20,6 +20,7 @@ from bot.llm.embeddings import Embedder, embed_new
 from bot.llm.enrich import enrich_ids
 from bot.runtime import forget
 from bot.runtime.tree import PaperTree
+from bot.search.engine import SearchEngine
 from bot.search.sessions import SearchSessions
 from bot.search.tag_options import TagOptions
 from bot.sources.fetch import Fetcher
@@ -93,6 +94,7 @@ class PaperBot(commands.Bot):
         fetcher: Fetcher | None = None,
         llm: LLMClient | None = None,
         embedder: Embedder | None = None,
+        search: SearchEngine | None = None,
         **options,
     ) -> None:
         options.setdefault("intents", intents())
@@ -108,6 +110,8 @@ class PaperBot(commands.Bot):
         self.session = session
         self.llm = llm
         self.embedder = embedder
+        # Closed with the bot (its worker threads stop); one is made if none is given.
+        self.search_engine = search if search is not None else SearchEngine()
         if llm is None:
             # Without an endpoint there is no /ask and no Ask button; digests use the
             # summaries made without an LLM.
@@ -222,5 +226,8 @@ class PaperBot(commands.Bot):
             self._catch_up_task.cancel()
         if self._llm_check_task is not None and not self._llm_check_task.done():
             self._llm_check_task.cancel()
-        await self.digests.shutdown()
-        await super().close()
+        try:
+            await self.digests.shutdown()
+            await super().close()
+        finally:
+            self.search_engine.close()

@@ -1,20 +1,31 @@
-"""Full-text search over every stored paper (SQLite FTS5 with bm25 column weights)."""
+"""Full-text search over every stored paper (SQLite FTS5 with bm25 column weights).
+
+A :class:`SearchEngine` holds what searching keeps between queries: the FTS5 tokenizer and its
+word cache, the large-store indexes with their worker threads, the thresholds that decide when
+they answer (:class:`~bot.search.index.IndexSettings`) and whether a missing index is built in
+the background. The runtime builds one for the bot and closes it with the bot; a CLI command
+builds its own (without background builds); tests build theirs.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.errors import InputError
 from bot.labels import normalize_label
 from bot.models import Paper
 from bot.search.bm25 import BM25
-from bot.search.index import ranked
+from bot.search.index import Indexes, IndexSettings
 from bot.search.query import SORTS, Query, parse_query, with_filters
 from bot.search.tags import resolve_tag
+from bot.search.tokens import Fts5Tokenizer
 from bot.store.database import Database
 from bot.store.papers import paper_from_row, tag_counts
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 Sort = Literal["relevance", "date", "upvotes"]
 # BM25: "bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0)", the column weights (title, authors,
@@ -66,58 +77,97 @@ async def _resolve_tags(db: Database, texts: tuple[str, ...]) -> tuple[tuple[str
     return tuple(dict.fromkeys(resolved)), unused
 
 
-async def search(
-    db: Database,
-    text: str,
-    *,
-    tags: tuple[str, ...] = (),
-    authors: tuple[str, ...] = (),
-    since: date | None = None,
-    until: date | None = None,
-    sort: Sort = "relevance",
-    limit: int = 10,
-    offset: int = 0,
-) -> SearchResult:
-    """Search stored papers. ``tags``/``authors`` add to any ``tag:``/``author:`` in ``text``.
+class SearchEngine:
+    """Searches stores: one for the bot (or a command), shared by its searches, then closed."""
 
-    Raises InputError for an unknown tag or a bad sort; never for the query text itself.
-    """
-    if sort not in SORTS:
-        raise InputError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
-    if since and until and since > until:
-        raise InputError(f"the date range is empty: {since} is after {until}")
-    query = with_filters(parse_query(text), tags=tags, authors=authors)
-    wanted_tags: tuple[str, ...] = ()
-    unwanted_tags: tuple[str, ...] = ()
-    unused: set[str] = set()
-    if query.tags or query.excluded_tags:
-        wanted_tags, unused = await _resolve_tags(db, query.tags)
-        unwanted_tags, absent = await _resolve_tags(db, query.excluded_tags)
-        unwanted_tags = tuple(tag for tag in unwanted_tags if tag not in absent)
-    if unused:  # a wanted tag no paper carries: nothing can match
-        missing = tuple(tag for tag in wanted_tags if tag in unused)
-        return SearchResult((), False, query, offset, wanted_tags, missing)
-    limit = max(1, min(limit, 100))
-    offset = max(0, offset)
+    def __init__(
+        self,
+        *,
+        settings: IndexSettings | None = None,
+        auto_build: bool = True,
+        tokenizer: Fts5Tokenizer | None = None,
+        workers: int = 4,
+    ) -> None:
+        """``auto_build``: build a missing large-store index in a background thread on first
+        use (off for one-shot processes, which would exit long before a build completes)."""
+        self._owns_tokenizer = tokenizer is None
+        self.tokenizer = tokenizer if tokenizer is not None else Fts5Tokenizer()
+        self.indexes = Indexes(self.tokenizer, settings, auto_build=auto_build, workers=workers)
 
-    fts = query.to_fts()
-    filters, params = _filters(wanted_tags, unwanted_tags, since, until)
-    if fts is not None and not filters and sort == "relevance":
-        # Large stores: tantivy candidates ranked by the same bm25 (bot/search_index.py).
-        fast = await ranked(db, query, limit + 1, offset)
-        if fast is not None:
-            hits = tuple(
-                SearchHit(paper_from_row(row), score)
-                for row, score in zip(fast.rows[:limit], fast.scores, strict=False)
-            )
-            return SearchResult(hits, len(fast.rows) > limit, query, offset, wanted_tags)
-        rows = await _top_by_rank(db, fts, limit + 1, offset)
-    elif fts is not None:
-        rows = await _filtered_by_rank(db, fts, filters, params, sort, limit + 1, offset)
-    else:
-        rows = await _without_text(db, query, filters, params, sort, limit + 1, offset)
-    hits = tuple(SearchHit(paper_from_row(row), -float(row["rank"])) for row in rows[:limit])
-    return SearchResult(hits, len(rows) > limit, query, offset, wanted_tags)
+    @property
+    def settings(self) -> IndexSettings:
+        return self.indexes.settings
+
+    def close(self) -> None:
+        """Stop the index worker threads; searches still work afterwards, by FTS5 alone."""
+        self.indexes.close()
+        if self._owns_tokenizer:
+            self.tokenizer.close()
+
+    def __enter__(self) -> SearchEngine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def search(
+        self,
+        db: Database,
+        text: str,
+        *,
+        tags: tuple[str, ...] = (),
+        authors: tuple[str, ...] = (),
+        since: date | None = None,
+        until: date | None = None,
+        sort: Sort = "relevance",
+        limit: int = 10,
+        offset: int = 0,
+    ) -> SearchResult:
+        """Search stored papers. ``tags``/``authors`` add to any ``tag:``/``author:`` in ``text``.
+
+        Raises InputError for an unknown tag or a bad sort; never for the query text itself.
+        """
+        if sort not in SORTS:
+            raise InputError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+        if since and until and since > until:
+            raise InputError(f"the date range is empty: {since} is after {until}")
+        query = with_filters(parse_query(text), tags=tags, authors=authors)
+        wanted_tags: tuple[str, ...] = ()
+        unwanted_tags: tuple[str, ...] = ()
+        unused: set[str] = set()
+        if query.tags or query.excluded_tags:
+            wanted_tags, unused = await _resolve_tags(db, query.tags)
+            unwanted_tags, absent = await _resolve_tags(db, query.excluded_tags)
+            unwanted_tags = tuple(tag for tag in unwanted_tags if tag not in absent)
+        if unused:  # a wanted tag no paper carries: nothing can match
+            missing = tuple(tag for tag in wanted_tags if tag in unused)
+            return SearchResult((), False, query, offset, wanted_tags, missing)
+        limit = max(1, min(limit, 100))
+        offset = max(0, offset)
+
+        fts = query.to_fts()
+        filters, params = _filters(wanted_tags, unwanted_tags, since, until)
+        if fts is not None and not filters and sort == "relevance":
+            # Large stores: tantivy candidates ranked by the same bm25 (bot/search/index.py).
+            fast = await self.indexes.ranked(db, query, limit + 1, offset)
+            if fast is not None:
+                hits = tuple(
+                    SearchHit(paper_from_row(row), score)
+                    for row, score in zip(fast.rows[:limit], fast.scores, strict=False)
+                )
+                return SearchResult(hits, len(fast.rows) > limit, query, offset, wanted_tags)
+            rows = await _top_by_rank(db, fts, limit + 1, offset)
+        elif fts is not None:
+            rows = await _filtered_by_rank(db, fts, filters, params, sort, limit + 1, offset)
+        else:
+            rows = await _without_text(db, query, filters, params, sort, limit + 1, offset)
+        hits = tuple(SearchHit(paper_from_row(row), -float(row["rank"])) for row in rows[:limit])
+        return SearchResult(hits, len(rows) > limit, query, offset, wanted_tags)
 
 
 def _filters(

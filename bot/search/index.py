@@ -6,11 +6,11 @@ queries in three steps instead:
 
 1. candidates: a tantivy index holding the exact FTS5 tokens of every paper (``search_tokens``)
    matches exactly the rows the FTS5 expression matches (words, phrases, prefixes, OR,
-   exclusions, ``author:``) and returns its top ``CANDIDATES``, ranked by a close approximation
+   exclusions, ``author:``) and returns its top ``candidates``, ranked by a close approximation
    of FTS5's bm25 (weighted term frequencies, FTS5's idf as boosts) computed in compiled code.
 2. exact ranking: each candidate is scored in Python with FTS5's own bm25 formula
    (``search_bm25``): same weights, same average length, idf from the phrase's row count
-   (counted by tantivy, cached per process). The order and the scores are FTS5's whenever
+   (counted by tantivy, cached per index handle). The order and the scores are FTS5's whenever
    FTS5's top results are among the candidates (on average 9.7 of 10 at 1M papers).
 3. freshness: SQLite stays the store of record and the index is a cache next to the database
    file (``<db>.search/``). Rows added since the last sync (ids only grow) and rows changed in
@@ -18,8 +18,12 @@ queries in three steps instead:
    candidates, while a background thread catches the index up. A missing or foreign index is
    built in the background, with FTS5 answering meanwhile.
 
-Small stores (``MIN_PAPERS``), cheap queries (``MIN_POSTINGS``), far pages and edge cases keep
+Small stores (``min_papers``), cheap queries (``min_postings``), far pages and edge cases keep
 using FTS5 directly: ``ranked`` returns None and ``bot.search.engine`` runs its FTS5 query.
+
+Nothing here is per process: the thresholds (:class:`IndexSettings`), the open indexes, the
+worker threads and the build policy belong to one :class:`Indexes`, owned by a
+``bot.search.engine.SearchEngine``.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from bot.search.bm25 import (
     plan_phrases,
 )
 from bot.search.query import Query
-from bot.search.tokens import Fts5Tokenizer, shared_tokenizer
+from bot.search.tokens import Fts5Tokenizer
 from bot.store.database import Database
 
 
@@ -72,29 +76,33 @@ tantivy: Any = None if importlib.util.find_spec("tantivy") is None else _Lazy()
 
 log = logging.getLogger(__name__)
 
-# Below this many papers FTS5 alone is fast enough (90k: p95 about 35 ms): no index is built.
-MIN_PAPERS = 200_000
-# Build a missing index in a background thread on first use (a one-shot process such as a CLI
-# search may turn this off: it would exit long before a build of minutes completes).
-AUTO_BUILD = True
-# A query whose phrases have fewer postings than this in all is answered by FTS5 (exact, and
-# fast then). Above it FTS5's cost grows with the postings it reads and the rows it scores (at
-# 1M papers 20,000 postings already cost it 20-60 ms), while this path stays around 10-20 ms.
-MIN_POSTINGS = 5_000
-# Candidates taken from tantivy (at least; more for later pages). At 1M papers the average
-# overlap with FTS5's top 10 is 0.86 with 50, 0.96 with 100, 0.97 with 150, 0.98 with 200 and
-# 0.99 with 300; each candidate costs about 0.04 ms to fetch and score.
-CANDIDATES = 150
-# Pages beyond this offset are answered by FTS5.
-MAX_OFFSET = 200
-# New rows not yet in the index, and rows changed in place since its last sync, that FTS5
-# matches on the side; past these, FTS5 answers alone until the background sync catches up.
-MAX_BACKLOG = 5_000
-MAX_CHANGED = 500
-# Row counts (IDF) are reused until the store has grown or shrunk by this share.
-IDF_DRIFT = 0.005
-# Prefix searches expanding to more terms than this are answered by FTS5.
-MAX_PREFIX_TERMS = 64
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    """When the index answers instead of FTS5, and how much work it does (one per engine)."""
+
+    # Below this many papers FTS5 alone is fast enough (90k: p95 about 35 ms): no index is built.
+    min_papers: int = 200_000
+    # A query whose phrases have fewer postings than this in all is answered by FTS5 (exact, and
+    # fast then). Above it FTS5's cost grows with the postings it reads and the rows it scores
+    # (at 1M papers 20,000 postings already cost it 20-60 ms), while this path stays around
+    # 10-20 ms.
+    min_postings: int = 5_000
+    # Candidates taken from tantivy (at least; more for later pages). At 1M papers the average
+    # overlap with FTS5's top 10 is 0.86 with 50, 0.96 with 100, 0.97 with 150, 0.98 with 200
+    # and 0.99 with 300; each candidate costs about 0.04 ms to fetch and score.
+    candidates: int = 150
+    # Pages beyond this offset are answered by FTS5.
+    max_offset: int = 200
+    # New rows not yet in the index, and rows changed in place since its last sync, that FTS5
+    # matches on the side; past these, FTS5 answers alone until the background sync catches up.
+    max_backlog: int = 5_000
+    max_changed: int = 500
+    # Row counts (IDF) are reused until the store has grown or shrunk by this share.
+    idf_drift: float = 0.005
+    # Prefix searches expanding to more terms than this are answered by FTS5.
+    max_prefix_terms: int = 64
+
 
 SCHEMA_VERSION = 1
 _STATE = "paperbot-state.json"
@@ -134,10 +142,13 @@ def _schema() -> tantivy.Schema:
 class SearchIndex:
     """The tantivy index of one database file, and how far it has caught up with it."""
 
-    def __init__(self, db_path: Path, tokenizer: Fts5Tokenizer | None = None) -> None:
+    def __init__(
+        self, db_path: Path, tokenizer: Fts5Tokenizer, settings: IndexSettings | None = None
+    ) -> None:
         self.db_path = Path(db_path)
         self.path = index_path(self.db_path)
-        self.tokenizer = tokenizer or shared_tokenizer()
+        self.tokenizer = tokenizer
+        self.settings = settings or IndexSettings()
         self.schema = _schema()
         self.index: tantivy.Index | None = None
         self.state: IndexState | None = None
@@ -378,8 +389,9 @@ class SearchIndex:
         queries = []
         for terms in variants:
             if phrase.prefix:
-                expanded = searcher.terms_with_prefix("all", terms[0], limit=MAX_PREFIX_TERMS + 1)
-                if len(expanded) > MAX_PREFIX_TERMS:
+                most = self.settings.max_prefix_terms
+                expanded = searcher.terms_with_prefix("all", terms[0], limit=most + 1)
+                if len(expanded) > most:
                     return None
                 queries += [
                     weighed(tantivy.Query.term_query(self.schema, "all", term), [hits])
@@ -438,7 +450,8 @@ class SearchIndex:
         total = 0
         for terms in variants:
             if phrase.prefix:
-                expanded = searcher.terms_with_prefix("all", terms[0], limit=MAX_PREFIX_TERMS + 1)
+                limit = self.settings.max_prefix_terms + 1
+                expanded = searcher.terms_with_prefix("all", terms[0], limit=limit)
                 total += sum(count for _, count in expanded)
             else:
                 total += min(searcher.doc_freq("all", term) for term in terms)
@@ -455,7 +468,7 @@ class SearchIndex:
             for terms in variants:
                 if phrase.prefix:
                     expanded = searcher.terms_with_prefix(
-                        "all", terms[0], limit=MAX_PREFIX_TERMS + 1
+                        "all", terms[0], limit=self.settings.max_prefix_terms + 1
                     )
                     total += sum(count for _, count in expanded)
                 else:
@@ -490,7 +503,8 @@ class SearchIndex:
     def cached_row_count(self, phrase: Phrase, rows: int) -> int | None:
         """Rows matching ``phrase`` alone (FTS5's n in its idf) if counted at about ``rows``."""
         cached = self._row_counts.get(phrase.expression)
-        if cached is not None and abs(cached[1] - rows) <= IDF_DRIFT * max(cached[1], 1):
+        drift = self.settings.idf_drift
+        if cached is not None and abs(cached[1] - rows) <= drift * max(cached[1], 1):
             return cached[0]
         return None
 
@@ -538,100 +552,7 @@ def _marks(conn: sqlite3.Connection) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-# -- the per-process registry and the query path -----------------------------------------------
-
-_indexes: dict[str, SearchIndex] = {}
-_small: dict[str, float] = {}  # database path -> when it was last seen below MIN_PAPERS
-_registry_lock = threading.Lock()
-
-
-_keys: dict[str, str] = {}
-
-
-def _key(db: Database) -> str | None:
-    """The database file's resolved path (None for an in-memory database)."""
-    path = str(db.path)
-    if path in ("", ":memory:"):
-        return None
-    key = _keys.get(path)
-    if key is None:
-        key = _keys[path] = str(Path(path).resolve())
-    return key
-
-
-def forget(db_path: Path | None = None) -> None:
-    """Drop cached index handles (all, or one database's), after any sync they are running;
-    for tests and benchmarks (a new handle starts with no cached row counts)."""
-    with _registry_lock:
-        if db_path is None:
-            dropped = list(_indexes.values())
-            _indexes.clear()
-            _small.clear()
-        else:
-            key = str(Path(db_path).resolve())
-            dropped = [index] if (index := _indexes.pop(key, None)) else []
-            _small.pop(key, None)
-    for index in dropped:
-        index.wait()
-
-
-async def _uid(db: Database) -> str | None:
-    try:
-        row = await db.fetchone("SELECT value FROM search_meta WHERE key = 'uid'")
-    except sqlite3.OperationalError:
-        return None
-    return str(row[0]) if row else None
-
-
-async def index_for(db: Database, *, build: bool | None = None) -> SearchIndex | None:
-    """The ready index for ``db``, or None: in-memory or small store (FTS5 answers alone), or
-    an index still being built (in a background thread, started here when ``build``, which
-    defaults to ``AUTO_BUILD``)."""
-    key = _key(db)
-    if key is None or tantivy is None:
-        return None
-    index = _indexes.get(key)
-    if index is not None and index.index is not None:
-        return index
-    if time.monotonic() - _small.get(key, -1e9) < _CHECK_SECONDS:
-        return None
-    row = await db.fetchone("SELECT block FROM papers_fts_data WHERE id = 1")
-    if IndexStats.from_record(row[0] if row else None).rows < MIN_PAPERS:
-        _small[key] = time.monotonic()
-        return None
-    if index is None:
-        uid = await _uid(db)
-        if uid is None:
-            return None
-        index = SearchIndex(db.path)
-        if await asyncio.to_thread(index.open, uid):
-            _indexes[key] = index
-            return index
-        index = _indexes.setdefault(key, index)
-    if AUTO_BUILD if build is None else build:
-        index.start_sync(build=True)
-    return None
-
-
-async def ensure_index(db: Database) -> SearchIndex:
-    """Build (or open and catch up) the index of ``db`` now, whatever the store's size."""
-    key = _key(db)
-    if key is None:
-        raise ValueError("an in-memory database has no search index")
-    if tantivy is None:
-        raise RuntimeError("the search index needs the tantivy package")
-    uid = await _uid(db)
-    if uid is None:
-        raise RuntimeError("the database lacks migration 005")
-    with _registry_lock:
-        index = _indexes.setdefault(key, SearchIndex(db.path))
-    index.wait()
-    if index.index is None and not await asyncio.to_thread(index.open, uid):
-        await asyncio.to_thread(index.build)
-    else:
-        await asyncio.to_thread(index.sync)
-    _small.pop(key, None)
-    return index
+# -- the open indexes of one engine, and the query path ------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -650,108 +571,222 @@ class _Freshness:
     changed: list[int]  # rows changed in place (or deleted) since the index's last sync
 
 
-async def ranked(db: Database, query: Query, limit: int, offset: int) -> Ranked | None:
-    """Rows ``offset`` to ``offset + limit`` of FTS5's bm25 order for ``query``, or None when
-    this path does not apply (small store, cheap query, edge cases) and FTS5 should answer."""
-    if offset > MAX_OFFSET:
-        return None
-    index = await index_for(db)
-    if index is None:
-        return None
-    try:
-        return await _ranked(db, index, query, limit, offset)
-    except Exception:  # the index is a cache: when it fails, FTS5 answers
-        log.exception("the search index failed on %r; FTS5 answers", query.raw)
-        with _registry_lock:  # open it afresh next time (e.g. rebuilt by another process)
-            if _indexes.get(_key(db) or "") is index:
-                del _indexes[_key(db) or ""]
+class Indexes:
+    """The search indexes of the database files one engine searches, opened (or built in the
+    background) on first use, and the worker threads that query them."""
+
+    def __init__(
+        self,
+        tokenizer: Fts5Tokenizer,
+        settings: IndexSettings | None = None,
+        *,
+        auto_build: bool = True,
+        workers: int = 4,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.settings = settings or IndexSettings()
+        # Build a missing index in a background thread on first use (a one-shot process such
+        # as a CLI search turns this off: it would exit long before a build of minutes ends).
+        self.auto_build = auto_build
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="search-index")
+        self._indexes: dict[str, SearchIndex] = {}
+        self._small: dict[str, float] = {}  # database path -> when last seen below min_papers
+        self._keys: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Drop the open indexes and stop the worker threads once their queries are done;
+        FTS5 answers every search afterwards. A background build still running is not waited
+        for (minutes on a large store): it finishes, or the next build removes what it left."""
+        with self._lock:
+            self._closed = True
+            self._indexes.clear()
+            self._small.clear()
+        self._executor.shutdown(wait=True)
+
+    def _key(self, db: Database) -> str | None:
+        """The database file's resolved path (None for an in-memory database)."""
+        path = str(db.path)
+        if path in ("", ":memory:"):
+            return None
+        key = self._keys.get(path)
+        if key is None:
+            key = self._keys[path] = str(Path(path).resolve())
+        return key
+
+    def _new_index(self, db: Database) -> SearchIndex:
+        return SearchIndex(db.path, self.tokenizer, self.settings)
+
+    async def index_for(self, db: Database, *, build: bool | None = None) -> SearchIndex | None:
+        """The ready index for ``db``, or None: in-memory or small store (FTS5 answers alone),
+        or an index still being built (in a background thread, started here when ``build``,
+        which defaults to ``auto_build``)."""
+        key = self._key(db)
+        if key is None or tantivy is None or self._closed:
+            return None
+        index = self._indexes.get(key)
+        if index is not None and index.index is not None:
+            return index
+        if time.monotonic() - self._small.get(key, -1e9) < _CHECK_SECONDS:
+            return None
+        row = await db.fetchone("SELECT block FROM papers_fts_data WHERE id = 1")
+        if IndexStats.from_record(row[0] if row else None).rows < self.settings.min_papers:
+            self._small[key] = time.monotonic()
+            return None
+        if index is None:
+            uid = await _uid(db)
+            if uid is None:
+                return None
+            index = self._new_index(db)
+            if await asyncio.to_thread(index.open, uid):
+                self._indexes[key] = index
+                return index
+            index = self._indexes.setdefault(key, index)
+        if self.auto_build if build is None else build:
+            index.start_sync(build=True)
         return None
 
+    async def ensure(self, db: Database) -> SearchIndex:
+        """Build (or open and catch up) the index of ``db`` now, whatever the store's size."""
+        key = self._key(db)
+        if key is None:
+            raise ValueError("an in-memory database has no search index")
+        if tantivy is None:
+            raise RuntimeError("the search index needs the tantivy package")
+        uid = await _uid(db)
+        if uid is None:
+            raise RuntimeError("the database lacks migration 005")
+        with self._lock:
+            index = self._indexes.setdefault(key, self._new_index(db))
+        index.wait()
+        if index.index is None and not await asyncio.to_thread(index.open, uid):
+            await asyncio.to_thread(index.build)
+        else:
+            await asyncio.to_thread(index.sync)
+        self._small.pop(key, None)
+        return index
 
-async def _ranked(
-    db: Database, index: SearchIndex, query: Query, limit: int, offset: int
-) -> Ranked | None:
-    state = index.state  # read before the searcher, so the searcher is never older
-    handle = index.index
-    if state is None or handle is None:
-        return None
-    plan = plan_phrases(query, index.tokenizer)
-    if plan is None:
-        return None
-    searcher = handle.searcher()
-    postings = index.postings(plan, searcher)
-    if postings is None or postings < MIN_POSTINGS:
-        return None
-    fresh = await _freshness(db, state)
-    if fresh.behind or fresh.changed:
-        index.start_sync()
-        if fresh.behind > MAX_BACKLOG or len(fresh.changed) > MAX_CHANGED:
+    async def ranked(self, db: Database, query: Query, limit: int, offset: int) -> Ranked | None:
+        """Rows ``offset`` to ``offset + limit`` of FTS5's bm25 order for ``query``, or None when
+        this path does not apply (small store, cheap query, edge cases) and FTS5 should answer."""
+        if offset > self.settings.max_offset:
+            return None
+        index = await self.index_for(db)
+        if index is None:
+            return None
+        try:
+            return await self._ranked(db, index, query, limit, offset)
+        except Exception:  # the index is a cache: when it fails, FTS5 answers
+            log.exception("the search index failed on %r; FTS5 answers", query.raw)
+            key = self._key(db) or ""
+            with self._lock:  # open it afresh next time (e.g. rebuilt by another process)
+                if self._indexes.get(key) is index:
+                    del self._indexes[key]
             return None
 
-    # Each phrase's row count (for its idf) is cached, or counted by tantivy in worker threads
-    # while the candidates are searched (tantivy releases the GIL); meanwhile a guess from
-    # document frequencies weighs the phrases in tantivy's ranking. A query of one phrase
-    # matches exactly that phrase's rows: the candidate search counts them itself.
-    rows = fresh.stats.rows
-    phrases = plan.scored
-    unique = list(dict.fromkeys(phrases))
-    hits = {p: n for p in unique if (n := index.cached_row_count(p, rows)) is not None}
-    missing = [phrase for phrase in unique if phrase not in hits]
-    alone = len(phrases) == 1 and not plan.excluded and not fresh.changed and bool(missing)
-    counting = {
-        phrase: asyncio.ensure_future(
-            _in_thread(index.count_in_index, phrase, searcher, fresh.changed)
-        )
-        for phrase in ([] if alone else missing)
-    }
-    try:
-        guesses = {
-            phrase: idf(rows, hits[phrase] if phrase in hits else _guess(index, phrase, searcher))
-            for phrase in unique
+    async def _in_thread(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def _ranked(
+        self, db: Database, index: SearchIndex, query: Query, limit: int, offset: int
+    ) -> Ranked | None:
+        settings = self.settings
+        state = index.state  # read before the searcher, so the searcher is never older
+        handle = index.index
+        if state is None or handle is None:
+            return None
+        plan = plan_phrases(query, index.tokenizer)
+        if plan is None:
+            return None
+        searcher = handle.searcher()
+        postings = index.postings(plan, searcher)
+        if postings is None or postings < settings.min_postings:
+            return None
+        fresh = await _freshness(db, state, settings.max_changed)
+        if fresh.behind or fresh.changed:
+            index.start_sync()
+            if fresh.behind > settings.max_backlog or len(fresh.changed) > settings.max_changed:
+                return None
+
+        # Each phrase's row count (for its idf) is cached, or counted by tantivy in worker threads
+        # while the candidates are searched (tantivy releases the GIL); meanwhile a guess from
+        # document frequencies weighs the phrases in tantivy's ranking. A query of one phrase
+        # matches exactly that phrase's rows: the candidate search counts them itself.
+        rows = fresh.stats.rows
+        phrases = plan.scored
+        unique = list(dict.fromkeys(phrases))
+        hits = {p: n for p in unique if (n := index.cached_row_count(p, rows)) is not None}
+        missing = [phrase for phrase in unique if phrase not in hits]
+        alone = len(phrases) == 1 and not plan.excluded and not fresh.changed and bool(missing)
+        counting = {
+            phrase: asyncio.ensure_future(
+                self._in_thread(index.count_in_index, phrase, searcher, fresh.changed)
+            )
+            for phrase in ([] if alone else missing)
         }
-        tantivy_query = index.to_query(plan, searcher, guesses)
-        if tantivy_query is None:
-            return None
-        shortest = all(len(phrase.columns) == 1 for phrase in unique)
-        size = max(CANDIDATES, 2 * (offset + limit))
-        ids, total = await _in_thread(
-            index.candidates, tantivy_query, searcher, size, shortest, alone
-        )
-        counted = {phrase: await task for phrase, task in counting.items()}
-    finally:
-        for task in counting.values():
-            task.cancel()
-    if alone:
-        counted = {phrases[0]: total}
-    for phrase, in_index in counted.items():
-        hits[phrase] = await _count_missing(db, phrase, in_index, fresh)
-        index.remember_row_count(phrase, hits[phrase], rows)
-    idfs = {phrase: idf(rows, hits[phrase]) for phrase in unique}
+        try:
+            guesses = {
+                phrase: idf(
+                    rows, hits[phrase] if phrase in hits else _guess(index, phrase, searcher)
+                )
+                for phrase in unique
+            }
+            tantivy_query = index.to_query(plan, searcher, guesses)
+            if tantivy_query is None:
+                return None
+            shortest = all(len(phrase.columns) == 1 for phrase in unique)
+            size = max(settings.candidates, 2 * (offset + limit))
+            ids, total = await self._in_thread(
+                index.candidates, tantivy_query, searcher, size, shortest, alone
+            )
+            counted = {phrase: await task for phrase, task in counting.items()}
+        finally:
+            for task in counting.values():
+                task.cancel()
+        if alone:
+            counted = {phrases[0]: total}
+        for phrase, in_index in counted.items():
+            hits[phrase] = await _count_missing(db, phrase, in_index, fresh)
+            index.remember_row_count(phrase, hits[phrase], rows)
+        idfs = {phrase: idf(rows, hits[phrase]) for phrase in unique}
 
-    stale = set(fresh.changed)
-    candidates = [paper_id for paper_id in ids if paper_id not in stale]
-    candidates += await _unindexed_matches(db, query.to_fts(), fresh, offset + limit)
-    scorer = RowScorer(
-        phrases, [idfs[phrase] for phrase in phrases], fresh.stats.avgdl, index.tokenizer
-    )
-    scored = sorted(
-        (
-            (scorer.score(row[1:6], docsize(row[6])), row[0])
-            for row in await _fetch_texts(db, list(dict.fromkeys(candidates)))
-        ),
-        key=lambda item: (-item[0], item[1]),  # ties: lower id first
-    )
-    window = scored[offset : offset + limit]
-    papers = {row["id"]: row for row in await _fetch(db, [paper_id for _, paper_id in window])}
-    window = [(score, paper_id) for score, paper_id in window if paper_id in papers]
-    return Ranked([papers[paper_id] for _, paper_id in window], [score for score, _ in window])
+        stale = set(fresh.changed)
+        candidates = [paper_id for paper_id in ids if paper_id not in stale]
+        candidates += await _unindexed_matches(db, query.to_fts(), fresh, offset + limit)
+        scorer = RowScorer(
+            phrases, [idfs[phrase] for phrase in phrases], fresh.stats.avgdl, index.tokenizer
+        )
+        scored = sorted(
+            (
+                (scorer.score(row[1:6], docsize(row[6])), row[0])
+                for row in await _fetch_texts(db, list(dict.fromkeys(candidates)))
+            ),
+            key=lambda item: (-item[0], item[1]),  # ties: lower id first
+        )
+        window = scored[offset : offset + limit]
+        papers = {row["id"]: row for row in await _fetch(db, [paper_id for _, paper_id in window])}
+        window = [(score, paper_id) for score, paper_id in window if paper_id in papers]
+        return Ranked([papers[paper_id] for _, paper_id in window], [score for score, _ in window])
+
+
+async def _uid(db: Database) -> str | None:
+    try:
+        row = await db.fetchone("SELECT value FROM search_meta WHERE key = 'uid'")
+    except sqlite3.OperationalError:
+        return None
+    return str(row[0]) if row else None
 
 
 def _guess(index: SearchIndex, phrase: Phrase, searcher: tantivy.Searcher) -> int:
     return index.phrase_estimate(phrase, searcher) or 0
 
 
-async def _freshness(db: Database, state: IndexState) -> _Freshness:
+async def _freshness(db: Database, state: IndexState, max_changed: int) -> _Freshness:
     row = await db.fetchone(
         "SELECT (SELECT block FROM papers_fts_data WHERE id = 1), "
         "(SELECT coalesce(max(id), 0) FROM papers), "
@@ -764,7 +799,7 @@ async def _freshness(db: Database, state: IndexState) -> _Freshness:
             int(r[0])
             for r in await db.fetchall(
                 "SELECT DISTINCT paper_id FROM search_index_log WHERE seq > ? LIMIT ?",
-                (state.seq, MAX_CHANGED + 1),
+                (state.seq, max_changed + 1),
             )
         ]
     return _Freshness(
@@ -795,13 +830,6 @@ async def _unindexed_matches(db: Database, fts: str, fresh: _Freshness, wanted: 
         )
         found += [int(row[0]) for row in rows]
     return found
-
-
-_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-index")
-
-
-async def _in_thread(function, *args):
-    return await asyncio.get_running_loop().run_in_executor(_executor, function, *args)
 
 
 async def _count_missing(

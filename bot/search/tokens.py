@@ -26,7 +26,8 @@ _BATCH = 5000
 
 
 class Fts5Tokenizer:
-    """Thread-safe; the word caches are shared by every caller of one instance."""
+    """Thread-safe; the word caches are shared by every caller of one instance (the search
+    engine holds one, see ``bot.search.engine.SearchEngine``)."""
 
     def __init__(self, tokenize: str = TOKENIZE) -> None:
         self._tokenize = tokenize
@@ -106,6 +107,13 @@ class Fts5Tokenizer:
         """The tokens of a query phrase given as words (each word tokenized on its own)."""
         return [token for word in words for token in self.tokens(word)]
 
+    def close(self) -> None:
+        """Close the in-memory SQLite table (a later lookup opens another); caches stay."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
     # -- internals --------------------------------------------------------------------------
 
     @staticmethod
@@ -158,14 +166,3 @@ class Fts5Tokenizer:
                         self._stems[text] = tokens[0]
                     else:  # unicode61 makes exactly one token of [a-z0-9]+
                         raise RuntimeError(f"FTS5 made {tokens!r} of the word {text!r}")
-
-
-_shared: Fts5Tokenizer | None = None
-
-
-def shared_tokenizer() -> Fts5Tokenizer:
-    """One tokenizer (and cache) per process."""
-    global _shared
-    if _shared is None:
-        _shared = Fts5Tokenizer()
-    return _shared

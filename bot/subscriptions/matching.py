@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from bot.digest.select import paper_tag_keys, tag_key
 from bot.models import Paper, Subscription, TermTokens, search_texts
 from bot.search.query import Query, Term, author_term, parse_query
-from bot.search.tokens import TOKENIZE, shared_tokenizer
+from bot.search.tokens import TOKENIZE, Fts5Tokenizer
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -91,10 +91,12 @@ class MatchStats:
 
 
 class Tokenizer:
-    """The store's FTS5 tokenizer (the shared, cached one from :mod:`bot.search.tokens`)."""
+    """The store's FTS5 tokenizer: ``fts5`` (e.g. the search engine's, with its word cache),
+    or one of its own, closed with it."""
 
-    def __init__(self) -> None:
-        self._fts5 = shared_tokenizer()
+    def __init__(self, fts5: Fts5Tokenizer | None = None) -> None:
+        self._owned = fts5 is None
+        self._fts5 = fts5 if fts5 is not None else Fts5Tokenizer()
 
     def tokens(self, text: str) -> tuple[str, ...]:
         """The tokens FTS5 indexes for ``text``, in order (stemmed, folded, no diacritics)."""
@@ -108,7 +110,9 @@ class Tokenizer:
         return tokens
 
     def close(self) -> None:
-        """Nothing to release: the shared tokenizer lives as long as the process."""
+        """Release its own FTS5 tokenizer (one passed in belongs to the caller)."""
+        if self._owned:
+            self._fts5.close()
 
     def __enter__(self) -> Tokenizer:
         return self

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.search.engine import SearchEngine
 from standin import StandIn
 from tests.e2e.conftest import sync_to
 
@@ -178,8 +179,6 @@ async def test_a_burst_of_searches_is_answered_in_parallel_reads_with_the_same_r
 ):
     """50 /search at once: every one answered (within Discord's 3 s, which the stand-in
     enforces), each with what the same search gives alone, read on several connections."""
-    from bot.search.engine import search
-
     words = ["language", "models", "attention", "video", "reward", "diffusion", "agents"]
     queries = [f"{a} OR {b}" for a in words for b in words if a != b][:50]
     async with start_bot() as bot:
@@ -188,7 +187,7 @@ async def test_a_burst_of_searches_is_answered_in_parallel_reads_with_the_same_r
         replies = await asyncio.gather(*(h.wait_callback(timeout=10) for h in handles))
         expected = {}
         for query in queries:
-            alone = await search(bot.db, query, limit=5)
+            alone = await bot.search_engine.search(bot.db, query, limit=5)
             expected[query] = [hit.paper.arxiv_id for hit in alone.hits]
         readers = len(bot.db.read._opened)
     for query, reply in zip(queries, replies, strict=True):
@@ -197,3 +196,17 @@ async def test_a_burst_of_searches_is_answered_in_parallel_reads_with_the_same_r
         assert got == expected[query], query
     assert readers > 1  # the reads did not queue behind one connection
     standin.assert_clean()
+
+
+async def test_the_bot_searches_with_the_engine_it_is_given_and_closes_it(
+    standin: StandIn, start_bot
+):
+    engine = SearchEngine()
+    async with start_bot(search=engine) as bot:
+        assert bot.search_engine is engine
+        await sync_to(bot, standin.guild.id)
+        handle = await standin.slash("search", {"query": "attention"})
+        reply = await handle.wait_callback(timeout=10)
+        assert "Something went wrong" not in (reply["data"].get("content") or "")
+        assert not engine.indexes.closed
+    assert engine.indexes.closed  # closed with the bot: its worker threads are stopped

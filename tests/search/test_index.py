@@ -1,4 +1,4 @@
-"""The fast relevance path (bot/search_index.py): FTS5-identical tokens and bm25, and agreement."""
+"""The fast relevance path (bot/search/index.py): FTS5-identical tokens and bm25, and agreement."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.models import Entry, Paper
-from bot.search import index as search_index
 from bot.search.bm25 import IndexStats, RowScorer, bm25, plan_phrases, read_varint
-from bot.search.engine import BM25, search
+from bot.search.engine import BM25, SearchEngine
+from bot.search.index import IndexSettings, SearchIndex, index_path
 from bot.search.query import parse_query
 from bot.search.tokens import TOKENIZE, Fts5Tokenizer
 from bot.store.papers import get_paper, upsert_entries
@@ -182,20 +182,32 @@ QUERIES = [
 ]
 
 
+FAST = IndexSettings(min_papers=0, min_postings=0)  # the fast path even on a small store
+
+
 @pytest.fixture
-def fast(monkeypatch):
-    """Force the fast path on a small store."""
-    monkeypatch.setattr(search_index, "MIN_PAPERS", 0)
-    monkeypatch.setattr(search_index, "MIN_POSTINGS", 0)
-    search_index.forget()
-    yield
-    search_index.forget()
+def fast():
+    with SearchEngine(settings=FAST) as engine:
+        yield engine
+
+
+@pytest.fixture
+def every_candidate():
+    """Every match is a candidate: exactly FTS5's order, whatever tantivy's."""
+    with SearchEngine(settings=replace(FAST, candidates=5000)) as engine:
+        yield engine
+
+
+@pytest.fixture
+def fts5_alone():
+    with SearchEngine(settings=IndexSettings(min_papers=10**9)) as engine:
+        yield engine
 
 
 @pytest.fixture
 async def store(db, fast):
     await upsert_entries(db, corpus(1500))
-    await search_index.ensure_index(db)
+    await fast.indexes.ensure(db)
     return db
 
 
@@ -208,24 +220,25 @@ async def exact_top(db, text: str, limit: int = 10, offset: int = 0) -> list[tup
     return [(row[0], -row[1]) for row in rows]
 
 
-async def fast_top(db, text: str, limit: int = 10, offset: int = 0) -> list[tuple[int, float]]:
-    result = await search_index.ranked(db, parse_query(text), limit, offset)
+async def fast_top(
+    engine: SearchEngine, db, text: str, limit: int = 10, offset: int = 0
+) -> list[tuple[int, float]]:
+    result = await engine.indexes.ranked(db, parse_query(text), limit, offset)
     assert result is not None, text
     return [(row["id"], score) for row, score in zip(result.rows, result.scores, strict=True)]
 
 
 @pytest.mark.parametrize("text", QUERIES)
-async def test_all_candidates_give_exactly_fts5s_ranking(store, monkeypatch, text):
-    monkeypatch.setattr(search_index, "CANDIDATES", 5000)  # every match is a candidate
+async def test_all_candidates_give_exactly_fts5s_ranking(store, every_candidate, text):
     exact = await exact_top(store, text, limit=30)
-    mine = await fast_top(store, text, limit=30)
+    mine = await fast_top(every_candidate, store, text, limit=30)
     assert [paper_id for paper_id, _ in mine] == [paper_id for paper_id, _ in exact]
     for (_, ours), (_, theirs) in zip(mine, exact, strict=True):
         assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-12)
 
 
-async def test_the_index_matches_exactly_what_fts5_matches(store):
-    index = await search_index.index_for(store)
+async def test_the_index_matches_exactly_what_fts5_matches(store, fast):
+    index = await fast.indexes.index_for(store)
     searcher = index.index.searcher()
     for text in QUERIES:
         plan = plan_phrases(parse_query(text), index.tokenizer)
@@ -236,30 +249,29 @@ async def test_the_index_matches_exactly_what_fts5_matches(store):
         assert searcher.search(query, 1, count=True).count == len(expected), text
 
 
-async def test_default_candidates_agree_with_exact_top_10(store):
+async def test_default_candidates_agree_with_exact_top_10(store, fast):
     overlaps = []
     for text in QUERIES:
         exact = {paper_id for paper_id, _ in await exact_top(store, text)}
-        mine = {paper_id for paper_id, _ in await fast_top(store, text)}
+        mine = {paper_id for paper_id, _ in await fast_top(fast, store, text)}
         overlaps.append(len(exact & mine) / max(1, len(exact)))
     assert sum(overlaps) / len(overlaps) >= 0.9
 
 
-async def test_search_uses_the_fast_path_with_the_same_semantics(store, monkeypatch):
-    monkeypatch.setattr(search_index, "CANDIDATES", 5000)  # exact, whatever tantivy's order
+async def test_search_uses_the_fast_path_with_the_same_semantics(
+    store, every_candidate, fts5_alone
+):
     texts = [*QUERIES, "model", "robot speech", '"large language" -agent']
-    fast_results = {text: await search(store, text, limit=7) for text in texts}
-    monkeypatch.setattr(search_index, "MIN_PAPERS", 10**9)
-    search_index.forget()
+    fast_results = {text: await every_candidate.search(store, text, limit=7) for text in texts}
     for text in texts:
-        slow = await search(store, text, limit=7)
+        slow = await fts5_alone.search(store, text, limit=7)
         fast = fast_results[text]
         assert fast.has_more == slow.has_more, text
         assert [h.score for h in fast.hits] == pytest.approx([h.score for h in slow.hits]), text
 
 
-async def test_paging_walks_the_same_order(store, monkeypatch):
-    monkeypatch.setattr(search_index, "CANDIDATES", 5000)
+async def test_paging_walks_the_same_order(store, every_candidate):
+    search = every_candidate.search
     pages = [await search(store, "learning -data", limit=5, offset=5 * n) for n in range(4)]
     walked = [hit.paper.arxiv_id for page in pages for hit in page.hits]
     whole = await search(store, "learning -data", limit=20)
@@ -267,28 +279,27 @@ async def test_paging_walks_the_same_order(store, monkeypatch):
     assert all(page.has_more for page in pages)
 
 
-async def test_fast_path_steps_aside(store, monkeypatch):
-    assert await search_index.ranked(store, parse_query("model"), 5, 10_000) is None
-    assert await search_index.ranked(store, parse_query("zzzz*"), 5, 0) is not None
-    monkeypatch.setattr(search_index, "MAX_PREFIX_TERMS", 3)
-    assert await search_index.ranked(store, parse_query("w*"), 5, 0) is None  # too many terms
-    monkeypatch.setattr(search_index, "MIN_POSTINGS", 10**9)
-    assert await search_index.ranked(store, parse_query("model"), 5, 0) is None
+async def test_fast_path_steps_aside(store, fast):
+    assert await fast.indexes.ranked(store, parse_query("model"), 5, 10_000) is None
+    assert await fast.indexes.ranked(store, parse_query("zzzz*"), 5, 0) is not None
+    with SearchEngine(settings=replace(FAST, max_prefix_terms=3)) as few_prefixes:
+        assert await few_prefixes.indexes.ranked(store, parse_query("w*"), 5, 0) is None
+    with SearchEngine(settings=replace(FAST, min_postings=10**9)) as costly:
+        assert await costly.indexes.ranked(store, parse_query("model"), 5, 0) is None
     # Filters and other sorts never take it, and still work.
-    found = await search(store, "model", sort="date", limit=3)
+    found = await fast.search(store, "model", sort="date", limit=3)
     assert len(found.hits) == 3
 
 
-async def test_small_stores_have_no_index(db, monkeypatch):
-    search_index.forget()
+async def test_small_stores_have_no_index(db, engine):
     await upsert_entries(db, corpus(50))
-    assert await search_index.index_for(db) is None
-    assert not search_index.index_path(db.path).exists()
-    assert (await search(db, "model")).hits
+    assert await engine.indexes.index_for(db) is None
+    assert not index_path(db.path).exists()
+    assert (await engine.search(db, "model")).hits
 
 
-async def test_new_and_changed_papers_are_found_before_the_index_catches_up(store):
-    index = await search_index.index_for(store)
+async def test_new_and_changed_papers_are_found_before_the_index_catches_up(store, fast):
+    index = await fast.indexes.index_for(store)
     index.start_sync = lambda build=False: None  # keep the index behind for this test
     watermark = index.state.watermark
     newcomer = Paper(
@@ -310,17 +321,18 @@ async def test_new_and_changed_papers_are_found_before_the_index_catches_up(stor
     await upsert_entries(store, [Entry(revised, None)])
     assert index.state.watermark == watermark
 
-    zebra = await fast_top(store, "zebra")
+    zebra = await fast_top(fast, store, "zebra")
     assert [paper_id for paper_id, _ in zebra] == [first[0]]
     assert zebra[0][1] == pytest.approx((await exact_top(store, "zebra"))[0][1])
-    top = [paper_id for paper_id, _ in await fast_top(store, "model", limit=30)]
+    top = [paper_id for paper_id, _ in await fast_top(fast, store, "model", limit=30)]
     exact = [paper_id for paper_id, _ in await exact_top(store, "model", limit=30)]
     assert top[0] == exact[0]
-    assert first[0] not in [p for p, _ in await fast_top(store, '"large language models"', 200)]
+    large = await fast_top(fast, store, '"large language models"', 200)
+    assert first[0] not in [paper_id for paper_id, _ in large]
 
 
-async def test_sync_catches_up_and_logs_only_text_changes(store):
-    index = await search_index.index_for(store)
+async def test_sync_catches_up_and_logs_only_text_changes(store, fast):
+    index = await fast.indexes.index_for(store)
     before = index.state
     base = corpus(1)[0].paper
     await upsert_entries(store, [Entry(replace(base, arxiv_id="2503.00001", title="Kernel"), None)])
@@ -345,44 +357,61 @@ async def test_sync_catches_up_and_logs_only_text_changes(store):
     assert searcher.search(index.to_query(plan, searcher), 1, count=True).count == len(expected)
 
 
-async def test_an_index_of_another_database_is_rebuilt(store, tmp_path):
-    index = await search_index.index_for(store)
+async def test_an_index_of_another_database_is_rebuilt(store, fast):
+    index = await fast.indexes.index_for(store)
     state = index.state
-    other = search_index.SearchIndex(store.path)
+    other = SearchIndex(store.path, fast.tokenizer)
     assert other.open(state.uid)
     assert not other.open("someone-else")
-    search_index.forget()
     await store.conn.execute("UPDATE search_meta SET value = 'new' WHERE key = 'uid'")
-    rebuilt = await search_index.ensure_index(store)
-    assert rebuilt.state.uid == "new"
-    assert await fast_top(store, "model")
+    with SearchEngine(settings=FAST) as later:  # a new process: no index open yet
+        rebuilt = await later.indexes.ensure(store)
+        assert rebuilt.state.uid == "new"
+        assert await fast_top(later, store, "model")
 
 
 async def test_a_large_store_builds_its_index_in_the_background(db, fast):
     await upsert_entries(db, corpus(400))
-    leftover = search_index.index_path(db.path).with_name(f"{db.path.name}.search.building-999999")
+    leftover = index_path(db.path).with_name(f"{db.path.name}.search.building-999999")
     leftover.mkdir()  # a build that died with its process
-    assert await search_index.index_for(db) is None  # FTS5 answers while it is built
-    assert (await search(db, "model")).hits
-    index = search_index._indexes[str(db.path.resolve())]
+    assert await fast.indexes.index_for(db) is None  # FTS5 answers while it is built
+    assert (await fast.search(db, "model")).hits
+    index = fast.indexes._indexes[str(db.path.resolve())]
     index.wait(60)
-    assert await search_index.index_for(db) is index
+    assert await fast.indexes.index_for(db) is index
     assert index.state.watermark == 400
     assert not leftover.exists()
-    assert await search_index.ranked(db, parse_query("model"), 5, 0) is not None
+    assert await fast.indexes.ranked(db, parse_query("model"), 5, 0) is not None
 
 
-async def test_a_failing_index_leaves_the_answer_to_fts5(store, monkeypatch, caplog):
-    expected = await search(store, "model learning", limit=5)
-    index = await search_index.index_for(store)
+async def test_a_one_shot_engine_builds_no_index_in_the_background(db):
+    await upsert_entries(db, corpus(400))
+    with SearchEngine(settings=FAST, auto_build=False) as engine:
+        assert await engine.indexes.index_for(db) is None
+        assert (await engine.search(db, "model")).hits
+        assert not index_path(db.path).exists()
+
+
+async def test_a_closed_engine_answers_with_fts5_alone(store):
+    engine = SearchEngine(settings=FAST)
+    assert await engine.indexes.ranked(store, parse_query("model"), 5, 0) is not None
+    engine.close()
+    assert engine.indexes.closed
+    assert await engine.indexes.ranked(store, parse_query("model"), 5, 0) is None
+    assert (await engine.search(store, "model")).hits
+
+
+async def test_a_failing_index_leaves_the_answer_to_fts5(
+    store, fast, fts5_alone, monkeypatch, caplog
+):
+    expected = await fast.search(store, "model learning", limit=5)
+    index = await fast.indexes.index_for(store)
 
     def broken(*args, **kwargs):
         raise ValueError("index files gone")
 
     monkeypatch.setattr(index, "candidates", broken)
-    assert await search_index.ranked(store, parse_query("model learning"), 5, 0) is None
+    assert await fast.indexes.ranked(store, parse_query("model learning"), 5, 0) is None
     assert "FTS5 answers" in caplog.text
-    monkeypatch.setattr(search_index, "MIN_PAPERS", 10**9)  # compare with FTS5 alone
-    search_index.forget()
-    slow = await search(store, "model learning", limit=5)
+    slow = await fts5_alone.search(store, "model learning", limit=5)
     assert [h.score for h in slow.hits] == pytest.approx([h.score for h in expected.hits])
