@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from zoneinfo import available_timezones
 
 import discord
 from discord import app_commands
@@ -18,7 +17,7 @@ from discord.ext import commands
 from bot.delivery import feed_render, feed_service
 from bot.delivery.feed_service import FeedOptions
 from bot.delivery.sender import send_kwargs
-from bot.runtime.autocomplete import vocabulary_tag_list
+from bot.runtime.autocomplete import time_zone, vocabulary_tag_list
 from bot.runtime.tree import parse_date_option
 from bot.store import feeds as feed_store
 from bot.store.feeds import Feed
@@ -35,16 +34,6 @@ EMPTY_CHOICES = [
     app_commands.Choice(name="post nothing", value="skip"),
 ]
 MENTIONS = discord.AllowedMentions.none()
-
-
-async def zone_autocomplete(
-    interaction: discord.Interaction, current: str
-) -> list[app_commands.Choice[str]]:
-    zones = sorted(available_timezones())
-    lowered = current.lower()
-    first = [z for z in zones if z.lower().startswith(lowered)]
-    rest = [z for z in zones if lowered in z.lower() and z not in first]
-    return [app_commands.Choice(name=z, value=z) for z in (first + rest)[:25]]
 
 
 @app_commands.guild_only()
@@ -89,7 +78,7 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
         alert_channel="Where to report problems (e.g. missing permissions)",
     )
     @app_commands.autocomplete(
-        timezone=zone_autocomplete,
+        timezone=time_zone,
         include_tags=vocabulary_tag_list,
         exclude_tags=vocabulary_tag_list,
     )
@@ -144,7 +133,7 @@ class DigestCommands(app_commands.Group, name="digest", description="Manage dail
         name="A short name",
     )
     @app_commands.autocomplete(
-        timezone=zone_autocomplete,
+        timezone=time_zone,
         include_tags=vocabulary_tag_list,
         exclude_tags=vocabulary_tag_list,
     )

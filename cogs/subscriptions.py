@@ -9,12 +9,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.models import Subscription
 from bot.runtime import autocomplete
 from bot.runtime.tree import UserError
 from bot.store import feeds as feed_store
 from bot.store import subscriptions as sub_store
 from bot.subscriptions import service as sub_service
+from bot.subscriptions.render import choice_name, describe
 from bot.text import sanitize, truncate
 
 if TYPE_CHECKING:
@@ -29,15 +29,6 @@ def _reply(interaction: discord.Interaction, text: str):
     return interaction.response.send_message(
         truncate(text, 2000), ephemeral=True, allowed_mentions=MENTIONS
     )
-
-
-def describe(subscription: Subscription) -> str:
-    where = " (by DM)" if subscription.dm else ""
-    if subscription.subscriber_type == "role":
-        where = f" for <@&{subscription.subscriber_id}> (in one digest channel)"
-    elif subscription.feed_id:
-        where += " (one feed)"
-    return f"{sanitize(subscription.label, markdown=False)}{where}"
 
 
 @app_commands.guild_only()
@@ -191,20 +182,13 @@ class SubscriptionsCog(commands.Cog):
             subscription_id = int(subscription)
         except ValueError:
             raise UserError("Pick a subscription from the list.") from None
-        is_admin = interaction.permissions.manage_guild
-        mine = await sub_store.list_subscriptions(
-            self.bot.db, interaction.guild_id, interaction.user.id
+        subs = await sub_service.removable_subscriptions(
+            self.bot.db,
+            interaction.guild_id,
+            interaction.user.id,
+            is_admin=interaction.permissions.manage_guild,
         )
-        roles = (
-            [
-                s
-                for s in await sub_store.all_for_guild(self.bot.db, interaction.guild_id)
-                if s.subscriber_type == "role"
-            ]
-            if is_admin
-            else []
-        )
-        target = next((s for s in [*mine, *roles] if s.id == subscription_id), None)
+        target = next((s for s in subs if s.id == subscription_id), None)
         if target is None:
             raise UserError("That subscription is not yours (or is already gone).")
         await sub_service.remove_subscription(
@@ -222,21 +206,18 @@ class SubscriptionsCog(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         if interaction.guild_id is None:
             return []
-        subs = await sub_store.list_subscriptions(
-            self.bot.db, interaction.guild_id, interaction.user.id
+        subs = await sub_service.removable_subscriptions(
+            self.bot.db,
+            interaction.guild_id,
+            interaction.user.id,
+            is_admin=interaction.permissions.manage_guild,
         )
-        if interaction.permissions.manage_guild:
-            subs += [
-                s
-                for s in await sub_store.all_for_guild(self.bot.db, interaction.guild_id)
-                if s.subscriber_type == "role"
-            ]
         typed = current.lower()
-        choices = []
-        for sub in subs:
-            name = sub.label + (" (role)" if sub.subscriber_type == "role" else "")
-            if typed in name.lower():
-                choices.append(app_commands.Choice(name=truncate(name, 100), value=str(sub.id)))
+        choices = [
+            app_commands.Choice(name=truncate(choice_name(sub), 100), value=str(sub.id))
+            for sub in subs
+            if typed in choice_name(sub).lower()
+        ]
         return choices[:25]
 
     @app_commands.command(name="forgetme", description="Delete everything I store about you")

@@ -5,7 +5,9 @@ Each reads the bot's one ``TagOptions``, so no cog reaches into another for them
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, cast
+from zoneinfo import available_timezones
 
 import discord
 from discord import app_commands
@@ -37,3 +39,16 @@ async def vocabulary_tag(interaction: discord.Interaction, current: str) -> Choi
 async def vocabulary_tag_list(interaction: discord.Interaction, current: str) -> Choices:
     """Comma-separated labels of the vocabulary (digest filters): completes the last one."""
     return await _complete(interaction, current, vocabulary_only=True, many=True)
+
+
+@cache
+def _zones() -> tuple[str, ...]:
+    return tuple(sorted(available_timezones()))
+
+
+async def time_zone(interaction: discord.Interaction, current: str) -> Choices:
+    """IANA time zones: those starting with what was typed first, then those containing it."""
+    lowered = current.lower()
+    first = [z for z in _zones() if z.lower().startswith(lowered)]
+    rest = [z for z in _zones() if lowered in z.lower() and not z.lower().startswith(lowered)]
+    return [app_commands.Choice(name=z, value=z) for z in (first + rest)[:25]]

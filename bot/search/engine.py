@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from bot.errors import InputError
 from bot.labels import normalize_label
@@ -20,12 +20,9 @@ from bot.search.bm25 import BM25
 from bot.search.index import Indexes, IndexSettings
 from bot.search.query import SORTS, Query, parse_query, with_filters
 from bot.search.tags import resolve_tag
-from bot.search.tokens import Fts5Tokenizer
+from bot.search.tokens import Fts5Tokenizer, UsesTokenizer
 from bot.store.database import Database
 from bot.store.papers import paper_from_row, tag_counts
-
-if TYPE_CHECKING:
-    from types import TracebackType
 
 Sort = Literal["relevance", "date", "upvotes"]
 # BM25: "bm25(papers_fts, 10.0, 4.0, 3.0, 1.0, 4.0)", the column weights (title, authors,
@@ -77,7 +74,7 @@ async def _resolve_tags(db: Database, texts: tuple[str, ...]) -> tuple[tuple[str
     return tuple(dict.fromkeys(resolved)), unused
 
 
-class SearchEngine:
+class SearchEngine(UsesTokenizer):
     """Searches stores: one for the bot (or a command), shared by its searches, then closed."""
 
     def __init__(
@@ -90,8 +87,8 @@ class SearchEngine:
     ) -> None:
         """``auto_build``: build a missing large-store index in a background thread on first
         use (off for one-shot processes, which would exit long before a build completes)."""
-        self._owns_tokenizer = tokenizer is None
-        self.tokenizer = tokenizer if tokenizer is not None else Fts5Tokenizer()
+        super().__init__(tokenizer)
+        self.tokenizer = self.fts5
         self.indexes = Indexes(self.tokenizer, settings, auto_build=auto_build, workers=workers)
 
     @property
@@ -101,19 +98,7 @@ class SearchEngine:
     def close(self) -> None:
         """Stop the index worker threads; searches still work afterwards, by FTS5 alone."""
         self.indexes.close()
-        if self._owns_tokenizer:
-            self.tokenizer.close()
-
-    def __enter__(self) -> SearchEngine:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().close()
 
     async def search(
         self,

@@ -18,6 +18,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Self
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # as in migrations/001_papers.sql
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
@@ -166,3 +167,22 @@ class Fts5Tokenizer:
                         self._stems[text] = tokens[0]
                     else:  # unicode61 makes exactly one token of [a-z0-9]+
                         raise RuntimeError(f"FTS5 made {tokens!r} of the word {text!r}")
+
+
+class UsesTokenizer:
+    """Base for objects that use an :class:`Fts5Tokenizer`: the caller's (``fts5``, which stays
+    the caller's to close) or one of their own, closed with them."""
+
+    def __init__(self, fts5: Fts5Tokenizer | None = None) -> None:
+        self._owns_tokenizer = fts5 is None
+        self.fts5 = fts5 if fts5 is not None else Fts5Tokenizer()
+
+    def close(self) -> None:
+        if self._owns_tokenizer:
+            self.fts5.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

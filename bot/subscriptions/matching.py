@@ -39,6 +39,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import reduce
 from itertools import chain, compress
@@ -48,7 +49,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from bot.digest.select import paper_tag_keys, tag_key
 from bot.models import Paper, Subscription, TermTokens, search_texts
 from bot.search.query import Query, Term, author_term, parse_query
-from bot.search.tokens import TOKENIZE, Fts5Tokenizer
+from bot.search.tokens import TOKENIZE, UsesTokenizer
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -90,17 +91,13 @@ class MatchStats:
 # Tokens and canonical queries (used when a subscription is made)
 
 
-class Tokenizer:
+class Tokenizer(UsesTokenizer):
     """The store's FTS5 tokenizer: ``fts5`` (e.g. the search engine's, with its word cache),
     or one of its own, closed with it."""
 
-    def __init__(self, fts5: Fts5Tokenizer | None = None) -> None:
-        self._owned = fts5 is None
-        self._fts5 = fts5 if fts5 is not None else Fts5Tokenizer()
-
     def tokens(self, text: str) -> tuple[str, ...]:
         """The tokens FTS5 indexes for ``text``, in order (stemmed, folded, no diacritics)."""
-        return tuple(self._fts5.tokens(text))
+        return tuple(self.fts5.tokens(text))
 
     def term_tokens(self, term: Term) -> tuple[str, ...]:
         """A query term's tokens; a prefix term's last token gets :data:`PREFIX_MARK`."""
@@ -109,21 +106,10 @@ class Tokenizer:
             tokens = (*tokens[:-1], tokens[-1] + PREFIX_MARK)
         return tokens
 
-    def close(self) -> None:
-        """Release its own FTS5 tokenizer (one passed in belongs to the caller)."""
-        if self._owned:
-            self._fts5.close()
 
-    def __enter__(self) -> Tokenizer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+def borrow(tokenizer: Tokenizer | None) -> AbstractContextManager[Tokenizer]:
+    """``tokenizer`` itself (left open), or a new one closed at the end of the ``with``."""
+    return nullcontext(tokenizer) if tokenizer is not None else Tokenizer()
 
 
 def _term_text(term: Term) -> str:
@@ -656,12 +642,8 @@ class SubscriptionIndex:
         if found is None:
             tokens = known.get(fts)
             if tokens is None:
-                local = tokenizer or Tokenizer()
-                try:
+                with borrow(tokenizer) as local:
                     tokens = local.term_tokens(term)
-                finally:
-                    if tokenizer is None:
-                        local.close()
             tokens = tuple(tokens)
             author_phrase = (
                 term.column == "authors_text"

@@ -15,6 +15,7 @@ from bot.search.query import parse_query
 from bot.search.tags import resolve_tag
 from bot.subscriptions.matching import (
     Tokenizer,
+    borrow,
     canonical_author,
     canonical_query,
     query_terms,
@@ -90,12 +91,8 @@ def prepare_subscription(
         norm = canonical_query(query)
     query = subscription_query(kind, norm)
     if query is not None:
-        local = tokenizer or Tokenizer()
-        try:
+        with borrow(tokenizer) as local:
             terms = query_terms(query, local)
-        finally:
-            if tokenizer is None:
-                local.close()
         tokens = dict(terms)
         groups = [*query.groups, *((term,) for term in query.authors)]
         for group in groups:

@@ -106,3 +106,15 @@ async def remove_subscription(
     if removed is None:
         raise InputError(missing)
     return removed
+
+
+async def removable_subscriptions(
+    db: Database, guild_id: int, user_id: int, *, is_admin: bool
+) -> list[Subscription]:
+    """What a member may remove here: their own subscriptions, and role ones for admins."""
+    subs = await sub_store.list_subscriptions(db, guild_id, user_id)
+    if is_admin:
+        subs += [
+            s for s in await sub_store.all_for_guild(db, guild_id) if s.subscriber_type == "role"
+        ]
+    return subs

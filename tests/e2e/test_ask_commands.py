@@ -23,6 +23,7 @@ from standin import StandIn
 from tests.e2e.conftest import make_config, sync_to
 from tests.llm_server import FakeLLMServer
 from tests.llm_server.responders import citing_responder, echoing_responder
+from tests.waiting import wait_until
 
 API_KEY = "sk-test-ask-0123456789"
 
@@ -45,15 +46,11 @@ def llm_bot_config(tmp_path, server: FakeLLMServer):
 
 
 async def wait_for_content(handle, predicate, limit: float = 10.0) -> str:
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        original = handle.original
-        content = original.content if original is not None else ""
-        if predicate(content):
-            return content
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"answer not seen in time; last: {content!r}")
-        await asyncio.sleep(0.05)
+    def content() -> str:
+        return handle.original.content if handle.original is not None else ""
+
+    await wait_until(lambda: predicate(content()), limit, what="the answer")
+    return content()
 
 
 async def test_ask_answers_with_citations_and_never_pings(

@@ -52,14 +52,6 @@ def assert_nobody_pinged(standin: StandIn, channel_id: int) -> None:
         assert not message.pings["roles"]
 
 
-async def wait_for(predicate, limit: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
 def feed(guild_id: int, channel_id: int, **options) -> FeedConfig:
     options.setdefault("sources", ["digest"])
     return FeedConfig(guild_id=guild_id, channel_id=channel_id, **options)
@@ -178,7 +170,7 @@ async def test_the_real_scheduler_fires_the_post_job(standin: StandIn, start_bot
         clock.now = datetime(2025, 1, 15, 9, 0, tzinfo=UTC)
         job = bot.digests.scheduler.get_job(f"post:{stored.id}")
         job.modify(next_run_time=datetime.now(UTC))  # fire now, through APScheduler itself
-        await wait_for(lambda: len(posted_paper_ids(standin, standin.text_channel.id)) == 10)
+        await wait_until(lambda: len(posted_paper_ids(standin, standin.text_channel.id)) == 10)
         assert job.trigger.fields[5].expressions[0].first == 9  # hour field of the cron trigger
     standin.assert_clean()
 
@@ -224,7 +216,7 @@ async def test_restart_in_the_middle_of_a_delivery_posts_no_duplicate_and_no_gap
 
     # A new process: catch-up on ready resumes the interrupted delivery.
     async with start_bot(config=config) as bot:
-        await wait_for(lambda: len(posted_paper_ids(standin, channel)) >= 10)
+        await wait_until(lambda: len(posted_paper_ids(standin, channel)) >= 10)
 
         async def finished():
             delivery = await ledger.get_delivery(bot.db, stored.id, DAY)
@@ -349,7 +341,7 @@ async def test_catch_up_posts_a_missed_digest_but_a_new_feed_does_not_flood(
     clock.now = datetime(2025, 1, 15, 11, 0, tzinfo=UTC)  # two hours late: within the window
     config.feeds.append(feed(standin.guild.id, standin.text_channel.id, post_time="09:00"))
     async with start_bot(config=config) as bot:
-        await wait_for(lambda: len(posted_paper_ids(standin, missed.id)) == 10)
+        await wait_until(lambda: len(posted_paper_ids(standin, missed.id)) == 10)
         await wait_until(lambda: bot.caught_up.is_set(), what="the catch-up to finish")
     # The feed added just now (created after the 09:00 post) did not post old days.
     assert standin.messages_in(standin.text_channel.id) == []
@@ -448,8 +440,8 @@ async def test_owner_syncs_by_mention_and_others_are_ignored(standin: StandIn, s
         await standin.post_user_message(
             standin.text_channel.id, standin.admin_user.id, mention, mentions=[standin.bot_user.id]
         )
-        await wait_for(lambda: standin.requests_to("PUT", path))
-        await wait_for(
+        await wait_until(lambda: standin.requests_to("PUT", path))
+        await wait_until(
             lambda: any("Synced" in m.content for m in standin.messages_in(standin.text_channel.id))
         )
     standin.assert_clean()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from bot.store.database import Database, connect
 from bot.store.papers import get_paper
 from tests.llm.conftest import API_KEY, llm_config, make_paper, store, store_fixtures
 from tests.llm_server import FakeLLMServer, Reply, echoing_responder, enrichment_responder
+from tests.waiting import wait_until
 
 TPA = make_paper(
     "2501.06425",
@@ -39,14 +39,6 @@ SPAM = make_paper(
     "SPAM: Spike-Aware Adam with Momentum Reset for Stable LLM Training",
     "SPAM resets momentum and clips spiked gradients to stabilise LLM training.",
 )
-
-
-async def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 # --- 1. grounding ---------------------------------------------------------------------------
