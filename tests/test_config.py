@@ -97,3 +97,26 @@ def test_bad_environment_override_names_the_variable():
 def test_explicit_missing_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_a_misspelt_section_gets_a_did_you_mean(tmp_path):
+    path = write(tmp_path, "[databse]\npath = 'x.db'\n")
+    with pytest.raises(
+        ConfigError, match=r"unknown section \[databse\] \(did you mean 'database'\?\)"
+    ):
+        load_config(path, environ={})
+
+
+def test_an_unknown_tag_in_a_feed_filter_gets_a_did_you_mean(tmp_path):
+    path = write(tmp_path, "[[feeds]]\nguild_id = 1\nchannel_id = 2\ninclude_tags = ['Robotcs']\n")
+    with pytest.raises(ConfigError, match=r"feeds\[0\]\.include_tags.*did you mean 'Robotics'\?"):
+        load_config(path, environ={})
+
+
+def test_the_file_is_strict_where_the_environment_is_lax(tmp_path):
+    """A TOML file has types, so a quoted number is a mistake; an environment value is text."""
+    path = write(tmp_path, "[sources]\nhttp_retries = '3'\n")
+    with pytest.raises(ConfigError, match=r"'sources\.http_retries': expected an integer"):
+        load_config(path, environ={})
+    config = load_config(None, environ={"PAPERBOT_SOURCES_HTTP_RETRIES": "3"})
+    assert config.sources.http_retries == 3
