@@ -167,6 +167,7 @@ class PaperBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.db.warm()
+        self.search_engine.prepare(self.db)
         await sync_config_feeds(self.db, self.config)
         for name in self.cog_names:
             await self.load_extension(name)

@@ -17,6 +17,7 @@ from bot.errors import InputError
 from bot.labels import normalize_label
 from bot.models import Paper
 from bot.search.bm25 import BM25
+from bot.search.exact import ExactIndexes, ExactSettings
 from bot.search.index import Indexes, IndexSettings
 from bot.search.query import SORTS, Query, parse_query, with_filters
 from bot.search.tags import resolve_tag
@@ -81,6 +82,7 @@ class SearchEngine(UsesTokenizer):
         self,
         *,
         settings: IndexSettings | None = None,
+        exact: ExactSettings | None = None,
         auto_build: bool = True,
         tokenizer: Fts5Tokenizer | None = None,
         workers: int = 4,
@@ -90,6 +92,12 @@ class SearchEngine(UsesTokenizer):
         super().__init__(tokenizer)
         self.tokenizer = self.fts5
         self.indexes = Indexes(self.tokenizer, settings, auto_build=auto_build, workers=workers)
+        self.exact = ExactIndexes(
+            self.tokenizer,
+            exact,
+            max_papers=self.indexes.settings.min_papers,
+            auto_build=auto_build,
+        )
 
     @property
     def settings(self) -> IndexSettings:
@@ -97,8 +105,13 @@ class SearchEngine(UsesTokenizer):
 
     def close(self) -> None:
         """Stop the index worker threads; searches still work afterwards, by FTS5 alone."""
+        self.exact.close()
         self.indexes.close()
         super().close()
+
+    def prepare(self, db: Database) -> None:
+        """Start loading (or building) what makes searches of ``db`` fast, in the background."""
+        self.exact.prepare(db)
 
     async def search(
         self,
@@ -138,7 +151,15 @@ class SearchEngine(UsesTokenizer):
         fts = query.to_fts()
         filters, params = _filters(wanted_tags, unwanted_tags, since, until)
         if fts is not None and not filters and sort == "relevance":
-            # Large stores: tantivy candidates ranked by the same bm25 (bot/search/index.py).
+            # Stores of 20k papers on: FTS5's bm25 from postings arrays (bot/search/exact.py);
+            # 200k on: tantivy candidates ranked by the same bm25 (bot/search/index.py).
+            exact = await self.exact.ranked(db, query, limit + 1, offset)
+            if exact is not None:
+                hits = tuple(
+                    SearchHit(paper, score)
+                    for paper, score in zip(exact.papers[:limit], exact.scores, strict=False)
+                )
+                return SearchResult(hits, len(exact.papers) > limit, query, offset, wanted_tags)
             fast = await self.indexes.ranked(db, query, limit + 1, offset)
             if fast is not None:
                 hits = tuple(

@@ -104,6 +104,18 @@ class Fts5Tokenizer:
                 self._resolve({word for word in words if word not in stems}, set())
         raise RuntimeError("the token cache keeps being dropped")
 
+    def known_stems(self) -> dict[str, str]:
+        """The lower-case ASCII words seen so far, with their tokens."""
+        return dict(self._stems)
+
+    def preload(self, stems: dict[str, str]) -> None:
+        """Add known tokens of lower-case ASCII words (from ``bot.search.postings``, which saw
+        every stored word), so that searching for them needs no SQLite round trip."""
+        with self._lock:
+            if len(self._stems) + len(self._chunks) + len(stems) > _MAX_CACHED:
+                return
+            self._stems = {**stems, **self._stems}
+
     def word_tokens(self, words: Iterable[str]) -> list[str]:
         """The tokens of a query phrase given as words (each word tokenized on its own)."""
         return [token for word in words for token in self.tokens(word)]

@@ -43,8 +43,11 @@ def _dump(values: Sequence[str]) -> str:
     return _ENCODE(list(values)) if values else "[]"
 
 
+_DECODE = json.JSONDecoder().decode
+
+
 def _load(text: str | None) -> tuple[str, ...]:
-    return tuple(json.loads(text)) if text else ()
+    return tuple(_DECODE(text)) if text and text != "[]" else ()
 
 
 def _row_values(paper: Paper, sort_date: str | None) -> tuple:

@@ -1,0 +1,288 @@
+"""When the postings of ``bot.search.postings`` answer a search, and how they are kept current.
+
+Per database file: the newest saved postings are loaded on first use (or when the bot starts:
+``prepare``); a search whose words they can answer first reads the store's snapshot marks (one
+small query) and is answered from them only if the store is exactly the snapshot they were built
+from. Otherwise FTS5 answers, exactly as it would without them, and a new build starts in a
+child process (at most one at a time per engine, and not again within ``rebuild_seconds`` of the
+last start, so a stream of changes costs one build per interval). A failed build logs one line
+and FTS5 keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import sqlite3
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.models import Paper
+from bot.search.bm25 import plan_phrases
+from bot.search.query import Query
+from bot.search.tokens import Fts5Tokenizer
+from bot.store.database import Database
+from bot.store.papers import paper_from_row
+
+log = logging.getLogger(__name__)
+
+HAVE_NUMPY = importlib.util.find_spec("numpy") is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ExactSettings:
+    # Below this many papers FTS5 alone is fast (a few ms a search): nothing is built. Stores
+    # from ``IndexSettings.min_papers`` on are answered by the tantivy path instead.
+    min_papers: int = 20_000
+    # Pages beyond this offset are answered by FTS5.
+    max_offset: int = 200
+    # A new build starts at most this often (after a change, FTS5 answers until it is done).
+    rebuild_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExactRanked:
+    papers: list[Paper]  # best first
+    scores: list[float]  # bm25, positive
+
+
+@dataclass(frozen=True, slots=True)
+class _Stale:
+    """The postings are missing or older than the store (``snapshot``)."""
+
+    snapshot: object
+
+
+class ExactIndexes:
+    """The postings of the database files one engine searches."""
+
+    def __init__(
+        self,
+        tokenizer: Fts5Tokenizer,
+        settings: ExactSettings | None = None,
+        *,
+        max_papers: int,
+        auto_build: bool = True,
+        workers: int = 2,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.settings = settings or ExactSettings()
+        self.max_papers = max_papers  # from here on the tantivy path answers
+        self.auto_build = auto_build
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postings")
+        self._loaded: dict[str, object] = {}  # database path -> Postings
+        self._busy: dict[str, asyncio.Task] = {}  # database path -> its load or build
+        self._last_build: dict[str, float] = {}
+        self._children: set[asyncio.subprocess.Process] = set()
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop any build (its child process is killed) and the worker threads."""
+        self._closed = True
+        for child in list(self._children):
+            if child.returncode is None:
+                child.kill()
+        for task in self._busy.values():
+            task.cancel()
+        self._busy.clear()
+        self._loaded.clear()
+        self._threads.shutdown(wait=True)
+        with self._lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
+
+    # -- the query path -------------------------------------------------------------------------
+
+    async def ranked(
+        self, db: Database, query: Query, limit: int, offset: int
+    ) -> ExactRanked | None:
+        """Papers ``offset`` to ``offset + limit`` of FTS5's bm25 order, or None when FTS5 should
+        answer (small or very large store, postings not current, words they cannot answer)."""
+        key = _key(db)
+        if key is None or self._closed or not HAVE_NUMPY or offset > self.settings.max_offset:
+            return None
+        postings = self._loaded.get(key)
+        if postings is None and (not self.auto_build or key in self._busy):
+            return None
+        found = await asyncio.get_running_loop().run_in_executor(
+            self._threads, self._answer, key, postings, query, limit, offset
+        )
+        if isinstance(found, _Stale):
+            self._refresh(db, key, found.snapshot)
+            return None
+        return found
+
+    def _answer(self, key: str, postings, query: Query, limit: int, offset: int):
+        """In a worker thread, in one read transaction: check that the postings describe the
+        store as it is, rank, and read the papers (nothing of it on the event loop)."""
+        from bot.search.postings import SNAPSHOT_SQL, Snapshot
+
+        conn = self._connection(key)
+        conn.execute("BEGIN")
+        try:
+            snapshot = Snapshot.from_row(conn.execute(SNAPSHOT_SQL).fetchone())
+            if not self.settings.min_papers <= snapshot.rows < self.max_papers:
+                return None
+            if postings is None or postings.snapshot != snapshot:
+                return _Stale(snapshot)
+            plan = plan_phrases(query, self.tokenizer)
+            if plan is None or not postings.answers(plan):
+                return None
+            ids, scores = postings.rank(plan, limit, offset)
+            if not ids:
+                return ExactRanked([], [])
+            rows = conn.execute(
+                f"SELECT * FROM papers WHERE id IN ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        by_id = {row["id"]: row for row in rows}
+        if len(by_id) != len(ids):  # cannot happen within the snapshot; FTS5 answers if it does
+            return None
+        return ExactRanked([paper_from_row(by_id[paper_id]) for paper_id in ids], scores)
+
+    def _connection(self, key: str) -> sqlite3.Connection:
+        """This worker thread's read-only connection to the database file ``key``."""
+        connections = getattr(self._local, "connections", None)
+        if connections is None:
+            connections = self._local.connections = {}
+        conn = connections.get(key)
+        if conn is None:
+            uri = f"{Path(key).as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
+            conn.isolation_level = None
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA query_only = ON")
+            connections[key] = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
+
+    def prepare(self, db: Database) -> None:
+        """Load (or build) the postings of ``db`` in the background, ahead of the first search."""
+        key = _key(db)
+        if key is not None and not self._closed and HAVE_NUMPY and self.auto_build:
+            self._start(db, key, None)
+
+    async def wait(self, db: Database) -> bool:
+        """Wait for a load or build of ``db`` under way; whether postings are loaded then."""
+        key = _key(db)
+        if key is None:
+            return False
+        task = self._busy.get(key)
+        if task is not None:
+            await asyncio.shield(task)
+        return key in self._loaded
+
+    # -- loading and building -------------------------------------------------------------------
+
+    def _refresh(self, db: Database, key: str, snapshot) -> None:
+        if key in self._busy or not self.auto_build:
+            return
+        self._start(db, key, snapshot)
+
+    def _start(self, db: Database, key: str, snapshot) -> None:
+        if key in self._busy:
+            return
+        task = asyncio.get_running_loop().create_task(self._load_or_build(db, key, snapshot))
+        self._busy[key] = task
+        task.add_done_callback(lambda _: self._busy.pop(key, None))
+
+    async def _load_or_build(self, db: Database, key: str, snapshot) -> None:
+        from bot.search import postings as module
+
+        try:
+            if snapshot is None:
+                snapshot = module.Snapshot.from_row(await db.read.fetchone(module.SNAPSHOT_SQL))
+                if not self.settings.min_papers <= snapshot.rows < self.max_papers:
+                    return
+            uid_row = await db.read.fetchone("SELECT value FROM search_meta WHERE key = 'uid'")
+            if uid_row is None:
+                return
+            saved = module.folder_for(db.path) / f"{uid_row[0]}-{snapshot.name}"
+            if not saved.is_dir():
+                since = time.monotonic() - self._last_build.get(key, -1e9)
+                if since < self.settings.rebuild_seconds:
+                    return
+                self._last_build[key] = time.monotonic()
+                saved = await self._build(db.path)
+                if saved is None:
+                    return
+            loaded = await asyncio.get_running_loop().run_in_executor(
+                self._threads, self._load, saved
+            )
+            if not self._closed:
+                self._loaded[key] = loaded
+                log.info(
+                    "search postings ready for %s: %d papers, %d words",
+                    db.path,
+                    loaded.snapshot.rows,
+                    len(loaded.terms),
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # postings are a cache: FTS5 answers without them
+            log.warning("search postings for %s unavailable (%s); FTS5 answers", db.path, exc)
+
+    def _load(self, folder: Path):
+        loaded = module_postings().Postings.load(folder)
+        self.tokenizer.preload(module_postings().load_stems(folder))
+        return loaded
+
+    async def _build(self, path: str | Path) -> Path | None:
+        started = time.monotonic()
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.search.postings",
+            str(path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        self._children.add(child)
+        try:
+            out, err = await child.communicate()
+        finally:
+            self._children.discard(child)
+        if child.returncode != 0:
+            if not self._closed:
+                lines = err.decode(errors="replace").strip().splitlines()
+                log.warning(
+                    "building search postings for %s failed (exit %s): %s",
+                    path,
+                    child.returncode,
+                    lines[-1] if lines else "no message",
+                )
+            return None
+        log.info("search postings for %s built in %.1f s", path, time.monotonic() - started)
+        return Path(out.decode().strip())
+
+
+def module_postings():
+    """``bot.search.postings``, imported on first use (it needs numpy)."""
+    from bot.search import postings
+
+    return postings
+
+
+_KEYS: dict[str, str] = {}
+
+
+def _key(db: Database) -> str | None:
+    """The database file's resolved path (None for an in-memory database)."""
+    path = str(db.path)
+    if path in ("", ":memory:"):
+        return None
+    key = _KEYS.get(path)
+    if key is None:
+        key = _KEYS[path] = str(Path(path).resolve())
+    return key
