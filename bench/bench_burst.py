@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -100,6 +101,24 @@ def ensure_store(db: Path, corpus: Path) -> None:
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+
+
+def ensure_postings(db: Path) -> None:
+    """Build the search postings the bot builds on its first start, so that every run measures
+    the bot as it answers from then on (``--cold`` measures the first start instead)."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "bot.search.postings", str(db)],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+    )
+    print(f"# search postings ready in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def remove_postings(db: Path) -> None:
+    shutil.rmtree(f"{db}.postings", ignore_errors=True)
 
 
 class BotProcess:
@@ -200,6 +219,8 @@ async def run(args: argparse.Namespace) -> None:
         work = Path(folder)
         db = Path(args.db) if args.db else work / "bench.db"
         ensure_store(db, corpus)
+        if not args.cold:
+            ensure_postings(db)
         per_run: dict[str, list[dict[str, float]]] = {"floor": [], "paperbot": []}
         async with running_standin(enforce_limits=True) as standin:
             guild = standin.guild.id
@@ -222,6 +243,8 @@ async def run(args: argparse.Namespace) -> None:
             bots = {"floor": ["-m", "bench.minimal_bot"], "paperbot": paperbot}
             for number in range(args.runs):
                 for name, argv in bots.items():
+                    if args.cold and name == "paperbot":
+                        remove_postings(db)
                     async with BotProcess(standin, argv, env, ROOT) as bot:
                         assert bot.process is not None
                         figures = await measure(standin, queries, warmup, bot.process.pid)
@@ -231,6 +254,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1 and 5 min)")
     print(f"runs: {args.runs}")
     print(f"queries: {'one repeated' if args.same else 'all different'}")
+    print(f"postings: {'removed before each paperbot run (--cold)' if args.cold else 'built'}")
     for key in per_run["floor"][0]:
         floor = statistics.median(r[key] for r in per_run["floor"])
         paperbot = statistics.median(r[key] for r in per_run["paperbot"])
@@ -249,6 +273,12 @@ def main() -> None:
     parser.add_argument("--db", help="store to use (imported from --corpus if missing)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--same", action="store_true", help="one query for every interaction")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="remove the search postings before each paperbot run: its first start after an "
+        "import, while it builds them",
+    )
     parser.add_argument("--profile", help="write a cProfile of paperbot's main thread here")
     args = parser.parse_args()
     started = time.monotonic()

@@ -43,6 +43,10 @@ class ExactSettings:
     max_offset: int = 200
     # A new build starts at most this often (after a change, FTS5 answers until it is done).
     rebuild_seconds: float = 30.0
+    # Papers added since the build (the daily fetch) are tokenized on the fly and answered
+    # with the saved postings, up to this many; past ``rebuild_after`` a new build starts.
+    max_added: int = 5_000
+    rebuild_after: int = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,9 @@ class ExactIndexes:
         self.max_papers = max_papers  # from here on the tantivy path answers
         self.auto_build = auto_build
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postings")
-        self._loaded: dict[str, object] = {}  # database path -> Postings
+        self._loaded: dict[str, object] = {}  # database path -> Postings (as saved)
+        self._current: dict[str, object] = {}  # database path -> Postings with papers added
+        self._wanted: set[str] = set()  # database paths whose postings should be rebuilt
         self._busy: dict[str, asyncio.Task] = {}  # database path -> its load or build
         self._last_build: dict[str, float] = {}
         self._children: set[asyncio.subprocess.Process] = set()
@@ -94,6 +100,7 @@ class ExactIndexes:
             task.cancel()
         self._busy.clear()
         self._loaded.clear()
+        self._current.clear()
         self._threads.shutdown(wait=True)
         with self._lock:
             for conn in self._opened:
@@ -119,6 +126,9 @@ class ExactIndexes:
         if isinstance(found, _Stale):
             self._refresh(db, key, found.snapshot)
             return None
+        if key in self._wanted:  # many papers added since the build: a new one, meanwhile
+            self._wanted.discard(key)
+            self._refresh(db, key, None)
         return found
 
     def _answer(self, key: str, postings, query: Query, limit: int, offset: int):
@@ -132,8 +142,18 @@ class ExactIndexes:
             snapshot = Snapshot.from_row(conn.execute(SNAPSHOT_SQL).fetchone())
             if not self.settings.min_papers <= snapshot.rows < self.max_papers:
                 return None
-            if postings is None or postings.snapshot != snapshot:
+            if postings is None:
                 return _Stale(snapshot)
+            if postings.snapshot != snapshot:
+                current = self._current.get(key)
+                if current is None or current.snapshot != snapshot:
+                    current = self._with_added(conn, postings, snapshot)
+                    if current is None:
+                        return _Stale(snapshot)
+                    self._current[key] = current
+                if current.added_papers > self.settings.rebuild_after:
+                    self._wanted.add(key)
+                postings = current
             plan = plan_phrases(query, self.tokenizer)
             if plan is None or not postings.answers(plan):
                 return None
@@ -149,6 +169,27 @@ class ExactIndexes:
         if len(by_id) != len(ids):  # cannot happen within the snapshot; FTS5 answers if it does
             return None
         return ExactRanked([paper_from_row(by_id[paper_id]) for paper_id in ids], scores)
+
+    def _with_added(self, conn: sqlite3.Connection, base, snapshot):
+        """``base`` and the papers added since, when adding is all that happened (the daily
+        fetch): no row of ``base`` changed or went away, which the change log tells."""
+        saved = base.snapshot
+        if not saved.max_id <= snapshot.max_id <= saved.max_id + self.settings.max_added:
+            return None
+        logged, lowest = conn.execute(
+            "SELECT count(*), min(paper_id) FROM search_index_log WHERE seq > ?",
+            (saved.log_seq,),
+        ).fetchone()
+        if logged != snapshot.log_seq - saved.log_seq:  # pruned entries: cannot tell
+            return None
+        if logged and lowest <= saved.max_id:  # a saved paper was edited or removed
+            return None
+        rows = conn.execute(
+            "SELECT id, title, authors_text, summary_text, abstract, tags_text FROM papers "
+            "WHERE id > ? AND id <= ? ORDER BY id",
+            (saved.max_id, snapshot.max_id),
+        ).fetchall()
+        return base.with_added([tuple(row) for row in rows], snapshot, self.tokenizer)
 
     def _connection(self, key: str) -> sqlite3.Connection:
         """This worker thread's read-only connection to the database file ``key``."""
@@ -210,6 +251,14 @@ class ExactIndexes:
                 return
             saved = module.folder_for(db.path) / f"{uid_row[0]}-{snapshot.name}"
             if not saved.is_dir():
+                # Postings of an earlier state still answer when papers were only added since.
+                earlier = module.newest_saved(module.folder_for(db.path), str(uid_row[0]))
+                loaded_now = self._loaded.get(key)
+                if earlier is not None and (
+                    loaded_now is None or loaded_now.snapshot != module.snapshot_of(earlier)
+                ):
+                    saved = earlier
+            if not saved.is_dir():
                 since = time.monotonic() - self._last_build.get(key, -1e9)
                 if since < self.settings.rebuild_seconds:
                     return
@@ -222,6 +271,7 @@ class ExactIndexes:
             )
             if not self._closed:
                 self._loaded[key] = loaded
+                self._current.pop(key, None)
                 log.info(
                     "search postings ready for %s: %d papers, %d words",
                     db.path,

@@ -25,6 +25,7 @@ import shutil
 import sqlite3
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -96,6 +97,42 @@ class Postings:
         self.sizes = sizes
         self.avgdl = IndexStats(snapshot.rows, snapshot.tokens).avgdl
         self._empty = np.zeros(0, dtype=docs.dtype)
+        # Papers added after the saved snapshot: word -> (their ids, weighted frequencies).
+        self.added: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.added_papers = 0
+
+    def with_added(
+        self, rows: Sequence[tuple], snapshot: Snapshot, tokenizer: Fts5Tokenizer
+    ) -> Postings | None:
+        """These postings and the papers added since (``rows``: id, title, authors_text,
+        summary_text, abstract, tags_text, all with ids above this snapshot's), describing the
+        store at ``snapshot``; None when the counts do not come to FTS5's (something else
+        changed). New ids are larger than every saved one, so each word's papers stay sorted
+        with the added ones appended."""
+        sizes = np.zeros(snapshot.max_id + 1, dtype=np.int32)
+        sizes[: self.sizes.size] = self.sizes
+        collector = _Collector(tokenizer)
+        if rows:
+            collector.add(list(rows), sizes)
+        totals = (self.snapshot.rows + collector.rows, self.snapshot.tokens + collector.tokens)
+        if totals != (snapshot.rows, snapshot.tokens):
+            return None
+        view = Postings(snapshot, self.uid, self.terms, self.offsets, self.docs, self.freqs, sizes)
+        view.added_papers = collector.rows
+        if collector.parts:
+            words = np.concatenate([part[0] for part in collector.parts])
+            docs = np.concatenate([part[1] for part in collector.parts])
+            freqs = np.concatenate([part[2] for part in collector.parts])
+            order = np.argsort(words, kind="stable")
+            words, docs, freqs = words[order], docs[order], freqs[order]
+            starts = np.flatnonzero(np.diff(words, prepend=-1))
+            ends = np.append(starts[1:], words.size)
+            names = sorted(collector.terms, key=collector.terms.__getitem__)
+            view.added = {
+                names[int(words[start])]: (docs[start:end], freqs[start:end])
+                for start, end in zip(starts, ends, strict=True)
+            }
+        return view
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -144,9 +181,14 @@ class Postings:
     def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         number = self.terms.get(term)
         if number is None:
-            return self._empty, self._empty
-        start, end = int(self.offsets[number]), int(self.offsets[number + 1])
-        return self.docs[start:end], self.freqs[start:end]
+            docs, freqs = self._empty, self._empty
+        else:
+            start, end = int(self.offsets[number]), int(self.offsets[number + 1])
+            docs, freqs = self.docs[start:end], self.freqs[start:end]
+        added = self.added.get(term)
+        if added is not None:
+            docs, freqs = np.concatenate((docs, added[0])), np.concatenate((freqs, added[1]))
+        return docs, freqs
 
     def _docs(self, term: str) -> np.ndarray:
         return self._postings(term)[0]
@@ -222,6 +264,9 @@ def build(db_path: str, *, nice: int = 10) -> str:
         uid = read_uid(conn)
         if uid is None:
             raise RuntimeError(f"{db_path} has no search_meta uid (migration 005)")
+        target = root / f"{uid}-{snapshot.name}"
+        if target.is_dir():  # built already (by another process)
+            return str(target)
         collected = _collect(conn, snapshot.max_id)
         terms, offsets, docs, freqs, sizes, rows, tokens, stems = collected
         conn.execute("COMMIT")
@@ -232,9 +277,6 @@ def build(db_path: str, *, nice: int = 10) -> str:
             f"{db_path}: FTS5 counts {snapshot.rows} rows and {snapshot.tokens} tokens, "
             f"the tokenizer {rows} and {tokens}"
         )
-    target = root / f"{uid}-{snapshot.name}"
-    if target.exists():
-        return str(target)
     temporary = root / f".building-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
@@ -259,6 +301,26 @@ def build(db_path: str, *, nice: int = 10) -> str:
     os.replace(temporary, target)
     remove_others(root, keep=target.name)
     return str(target)
+
+
+def snapshot_of(folder: Path) -> Snapshot:
+    """The snapshot a saved folder (``<uid>-<max id>-<log seq>-<rows>-<tokens>``) describes."""
+    max_id, log_seq, rows, tokens = (int(part) for part in folder.name.split("-")[-4:])
+    return Snapshot(max_id, log_seq, rows, tokens)
+
+
+def newest_saved(root: Path, uid: str) -> Path | None:
+    """The newest saved postings of the database ``uid``, if any."""
+    found: list[tuple[tuple[int, int], Path]] = []
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.is_dir() and entry.name.startswith(f"{uid}-"):
+                try:
+                    snapshot = snapshot_of(entry)
+                except ValueError:
+                    continue
+                found.append(((snapshot.max_id, snapshot.log_seq), entry))
+    return max(found)[1] if found else None
 
 
 def remove_others(root: Path, keep: str) -> None:

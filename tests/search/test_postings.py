@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -164,29 +165,73 @@ async def test_the_engine_answers_from_the_postings_as_fts5_would(store):
             assert {p for p, s in got if s not in tied} == {p for p, s in expected if s not in tied}
 
 
-async def test_a_change_hands_searches_to_fts5_until_the_rebuild(store):
-    new = Entry(Paper(arxiv_id="2503.00001", title="zyzzyva model", abstract="zyzzyva"), None)
+def entry(arxiv_id: str, title: str, abstract: str, version: int | None = None) -> Entry:
+    paper = Paper(arxiv_id=arxiv_id, title=title, abstract=abstract, version=version)
+    return Entry(paper, None)
+
+
+async def assert_answers_as_fts5(engine: SearchEngine, db, texts) -> None:
+    for text in texts:
+        found = await engine.exact.ranked(db, parse_query(text), 20, 0)
+        assert found is not None, text
+        rows = await db.fetchall("SELECT id, arxiv_id FROM papers")
+        by_id = {row["arxiv_id"]: row["id"] for row in rows}
+        pairs = zip(found.papers, found.scores, strict=True)
+        got = [(by_id[paper.arxiv_id], score) for paper, score in pairs]
+        assert got == await fts5_top(db, text, 20), text
+
+
+async def test_added_papers_are_answered_at_once_with_fts5s_scores(store):
     with SearchEngine(exact=EXACT) as engine:
         engine.prepare(store)
         assert await engine.exact.wait(store)
-        await upsert_entries(store, [new])
+        await upsert_entries(
+            store,
+            [
+                entry("2503.00001", "zyzzyva model", "zyzzyva learning, model"),
+                entry("2503.00002", "Naïve 東京 robot", "model robot diffusion"),
+            ],
+        )
+        # The saved postings plus the two new papers: N, avgdl and every idf have changed.
+        await assert_answers_as_fts5(
+            engine, store, ["zyzzyva", "model", "robot OR 東京", "model -zyzzyva"]
+        )
+        assert not engine.exact._busy  # no rebuild for a couple of new papers
+        await upsert_entries(store, [entry("2503.00003", "zyzzyva again", "more")])
+        await assert_answers_as_fts5(engine, store, ["zyzzyva", "learning model"])
+
+
+async def test_an_edit_hands_searches_to_fts5_until_the_rebuild(store):
+    with SearchEngine(exact=EXACT) as engine:
+        engine.prepare(store)
+        assert await engine.exact.wait(store)
+        (saved,) = await store.fetchone("SELECT arxiv_id FROM papers ORDER BY id LIMIT 1")
+        await upsert_entries(store, [entry(saved, "renamed zyzzyva", "zyzzyva", version=9)])
         query = parse_query("zyzzyva")
         assert await engine.exact.ranked(store, query, 10, 0) is None  # stale: FTS5 answers
         result = await engine.search(store, "zyzzyva")
-        assert [hit.paper.arxiv_id for hit in result.hits] == ["2503.00001"]
+        assert [hit.paper.arxiv_id for hit in result.hits] == [saved]
         assert await engine.exact.wait(store)  # the rebuild the stale search started
-        fresh = await engine.exact.ranked(store, query, 10, 0)
-        assert fresh is not None and [p.arxiv_id for p in fresh.papers] == ["2503.00001"]
-        renamed = Entry(
-            Paper(arxiv_id="2503.00001", title="renamed", abstract="zyzzyva", version=2), None
-        )
-        await upsert_entries(store, [renamed])
-        assert await engine.exact.ranked(store, query, 10, 0) is None  # an edit is a change too
-        assert await engine.exact.wait(store)
-        after = await engine.exact.ranked(store, parse_query("renamed"), 10, 0)
-        assert after is not None and [p.arxiv_id for p in after.papers] == ["2503.00001"]
+        await assert_answers_as_fts5(engine, store, ["zyzzyva", "renamed", "model"])
         folders = [p for p in postings.folder_for(store.path).iterdir() if p.is_dir()]
         assert len(folders) == 1  # older snapshots are removed
+
+
+async def test_many_added_papers_start_a_rebuild_and_answers_stay_exact(store):
+    with SearchEngine(exact=replace(EXACT, rebuild_after=1)) as engine:
+        engine.prepare(store)
+        assert await engine.exact.wait(store)
+        first = engine.exact._loaded[engine_key(store)].snapshot
+        await upsert_entries(store, [entry(f"2503.{n:05d}", "zyzzyva", "model") for n in range(3)])
+        await assert_answers_as_fts5(engine, store, ["zyzzyva"])  # answered, and a build starts
+        assert await engine.exact.wait(store)
+        rebuilt = engine.exact._loaded[engine_key(store)].snapshot
+        assert rebuilt.rows == first.rows + 3
+        await assert_answers_as_fts5(engine, store, ["zyzzyva", "model"])
+
+
+def engine_key(db) -> str:
+    return str(Path(db.path).resolve())
 
 
 async def test_saved_postings_are_loaded_by_the_next_engine(store):
@@ -233,3 +278,17 @@ async def test_closing_stops_a_build_in_progress(store):
     child = next(iter(engine.exact._children))
     engine.close()
     await wait_until(lambda: child.returncode is not None, what="the build to stop")
+
+
+async def test_a_restart_after_papers_were_added_uses_the_saved_postings(store):
+    with SearchEngine(exact=EXACT) as first:
+        first.prepare(store)
+        assert await first.exact.wait(store)
+    saved = next(postings.folder_for(store.path).iterdir())
+    await upsert_entries(store, [entry("2503.00009", "zyzzyva model", "robot")])
+    with SearchEngine(exact=EXACT) as second:
+        second.prepare(store)
+        assert await second.exact.wait(store)
+        await assert_answers_as_fts5(second, store, ["zyzzyva", "model robot"])
+        assert not second.exact._busy
+    assert [p.name for p in postings.folder_for(store.path).iterdir()] == [saved.name]
