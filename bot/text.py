@@ -79,10 +79,24 @@ def sanitize(text: str, *, markdown: bool = True, multiline: bool = False) -> st
     Cleans it (one line unless ``multiline``), escapes markdown when ``markdown`` (use False for
     places Discord shows verbatim: embed author name, footer) and always neutralises mentions.
     """
+    if markdown and not multiline and _is_plain(text):
+        return text  # nothing to clean, escape or neutralise (most titles and names)
     text = tidy_lines(text) if multiline else one_line(text)
     if markdown:
         text = escape_markdown(text)
     return neutralize_mentions(text)
+
+
+# Printable ASCII with none of the characters that escaping or mentions change.
+_PLAIN_RE = re.compile(r"[ !\"#$%&'()+,\-./0-9:;=>?A-Z^a-z{}]*")
+
+
+def _is_plain(text: str) -> bool:
+    """Whether one-line ``sanitize`` leaves ``text`` as it is: printable ASCII without markdown
+    or mention characters, single spaces inside only, and no block syntax at the start."""
+    if _PLAIN_RE.fullmatch(text) is None or "  " in text or text != text.strip():
+        return False
+    return not text or (text[0] not in "#>+-" and not text[0].isdigit())
 
 
 def _drop_dangling_escape(text: str) -> str:

@@ -32,6 +32,7 @@ from bot.text import (
     has_unsafe_mention,
     is_safe_url,
     neutralize_mentions,
+    one_line,
     sanitize,
     truncate,
 )
@@ -416,3 +417,18 @@ def test_render_text_never_fails(day_papers: list[Paper]) -> None:
     text = render_text(DAY, day_papers)
     assert "\x00" not in text
     assert text.count("\n\n") >= len(day_papers)
+
+
+def _sanitized_the_long_way(text: str) -> str:
+    return neutralize_mentions(escape_markdown(one_line(text)))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.text(
+        alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F)
+        | st.sampled_from(list("é @<#*_-1.\n\t\u00a0"))
+    )
+)
+def test_sanitize_skips_work_only_for_text_it_would_not_change(text):
+    assert sanitize(text) == _sanitized_the_long_way(text)
