@@ -148,27 +148,38 @@ class Postings:
     def rank(self, plan: PhrasePlan, limit: int, offset: int) -> tuple[list[int], list[float]]:
         """Paper ids ``offset`` to ``offset + limit`` in FTS5's bm25 order (ties by id, as FTS5
         returns them), and their (positive) scores. ``plan`` must be one ``answers`` accepts."""
+        words = {phrase.tokens[0] for phrase in (*plan.scored, *plan.excluded)}
+        lists = {word: self._postings(word) for word in words}  # looked up once a search
+
+        def union(group) -> np.ndarray:
+            arrays = [lists[phrase.tokens[0]][0] for phrase in group]
+            return arrays[0] if len(arrays) == 1 else np.unique(np.concatenate(arrays))
+
         matched: np.ndarray | None = None
-        for group in sorted(plan.groups, key=self._group_size):
-            docs = self._union(group)
+        groups = sorted(plan.groups, key=lambda g: sum(lists[p.tokens[0]][0].size for p in g))
+        for group in groups:
+            docs = union(group)
             matched = docs if matched is None else matched[_contains(docs, matched)]
             if not matched.size:
                 return [], []
         assert matched is not None
         for phrase in plan.excluded:
-            matched = matched[~_contains(self._docs(phrase.tokens[0]), matched)]
+            matched = matched[~_contains(lists[phrase.tokens[0]][0], matched)]
         if not matched.size:
             return [], []
         norm = K1 * (1 - B + B * self.sizes[matched].astype(np.float64) / self.avgdl)
         scores = np.zeros(matched.size, dtype=np.float64)
         for phrase in plan.scored:  # FTS5's phrase order: the same sums, bit for bit
-            docs, freqs = self._postings(phrase.tokens[0])
+            docs, freqs = lists[phrase.tokens[0]]
             weight = idf(self.snapshot.rows, int(docs.size))
-            freq = np.zeros(matched.size, dtype=np.float64)
-            if docs.size:
-                where = np.minimum(np.searchsorted(docs, matched), docs.size - 1)
-                present = docs[where] == matched
-                freq[present] = freqs[where[present]]
+            if docs is matched:  # one word alone: every paper it occurs in
+                freq = freqs.astype(np.float64)
+            else:
+                freq = np.zeros(matched.size, dtype=np.float64)
+                if docs.size:
+                    where = np.minimum(np.searchsorted(docs, matched), docs.size - 1)
+                    present = docs[where] == matched
+                    freq[present] = freqs[where[present]]
             scores += weight * ((freq * (K1 + 1.0)) / (freq + norm))
         wanted = offset + limit
         if wanted < scores.size:
@@ -189,18 +200,6 @@ class Postings:
         if added is not None:
             docs, freqs = np.concatenate((docs, added[0])), np.concatenate((freqs, added[1]))
         return docs, freqs
-
-    def _docs(self, term: str) -> np.ndarray:
-        return self._postings(term)[0]
-
-    def _group_size(self, group) -> int:
-        return sum(int(self._docs(phrase.tokens[0]).size) for phrase in group)
-
-    def _union(self, group) -> np.ndarray:
-        arrays = [self._docs(phrase.tokens[0]) for phrase in group]
-        if len(arrays) == 1:
-            return arrays[0]
-        return np.unique(np.concatenate(arrays))
 
     # -- files --------------------------------------------------------------------------------
 
