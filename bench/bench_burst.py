@@ -103,6 +103,25 @@ def ensure_store(db: Path, corpus: Path) -> None:
     )
 
 
+def heavier_standin(work_ms: float) -> None:
+    """Make the stand-in spend ``work_ms`` of CPU on every interaction callback, as a heavier
+    independent stand-in does (floor about 220 ms for a burst of 50 at about 4 ms): how the
+    ratio to the floor depends on the stand-in's own cost."""
+    from aiohttp import web
+
+    original = StandIn._middleware
+
+    @web.middleware
+    async def middleware(self, request, handler):
+        if request.path.endswith("/callback"):
+            until = time.process_time() + work_ms / 1000
+            while time.process_time() < until:
+                pass
+        return await original(self, request, handler)
+
+    StandIn._middleware = middleware
+
+
 def ensure_postings(db: Path) -> None:
     """Build the search postings the bot builds on its first start, so that every run measures
     the bot as it answers from then on (``--cold`` measures the first start instead)."""
@@ -215,6 +234,8 @@ async def run(args: argparse.Namespace) -> None:
     warmup, queries = queries[:5], queries[5:]
     if args.same:
         queries = [queries[0]] * needed
+    if args.standin_work_ms:
+        heavier_standin(args.standin_work_ms)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         db = Path(args.db) if args.db else work / "bench.db"
@@ -254,6 +275,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1 and 5 min)")
     print(f"runs: {args.runs}")
     print(f"queries: {'one repeated' if args.same else 'all different'}")
+    print(f"standin_work_ms: {args.standin_work_ms}")
     print(f"postings: {'removed before each paperbot run (--cold)' if args.cold else 'built'}")
     for key in per_run["floor"][0]:
         floor = statistics.median(r[key] for r in per_run["floor"])
@@ -273,6 +295,12 @@ def main() -> None:
     parser.add_argument("--db", help="store to use (imported from --corpus if missing)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--same", action="store_true", help="one query for every interaction")
+    parser.add_argument(
+        "--standin-work-ms",
+        type=float,
+        default=0.0,
+        help="CPU the stand-in spends on each interaction callback (emulates a heavier one)",
+    )
     parser.add_argument(
         "--cold",
         action="store_true",
