@@ -75,6 +75,42 @@ def _row_values(paper: Paper, sort_date: str | None) -> tuple:
     )
 
 
+# A new paper's ``papers`` row and its listing, made where the paper is prepared (an import's
+# worker process) so that the importer only executes the insert: see insert_prepared().
+PreparedRow = tuple[tuple, Listing | None]
+
+
+def prepare_row(entry: Entry) -> PreparedRow:
+    """The row :func:`upsert_batch` would insert for ``entry``'s paper if new, and its listing."""
+    paper, listing = entry.paper, entry.listing
+    sort_date = _sort_date(paper, () if listing is None else (listing,), None)
+    return _row_values(paper, sort_date), listing
+
+
+def _paper_from_values(values: Sequence) -> Paper:
+    """The Paper of a :func:`_row_values` tuple (its inverse)."""
+    return Paper(
+        arxiv_id=values[0],
+        title=values[2],
+        authors=_load(values[3]),
+        abstract=values[4],
+        version=values[1],
+        published=date.fromisoformat(values[5]) if values[5] else None,
+        categories=_load(values[7]),
+        bullets=_load(values[8]),
+        bullets_source=SummarySource(values[9]),
+        tags=_load(values[10]),
+        tags_source=SummarySource(values[11]),
+        keywords=_load(values[12]),
+        github_urls=_load(values[13]),
+        hf_urls=_load(values[14]),
+        project_url=values[15],
+        comment=values[16],
+        upvotes=values[17],
+        github_stars=values[18],
+    )
+
+
 def paper_from_row(row: aiosqlite.Row) -> Paper:
     """Build a Paper from a ``papers`` row."""
     return Paper(
@@ -175,25 +211,67 @@ async def upsert_batch(
     fresh.update(values[0] for values in inserts)
 
     if inserts:
-        await conn.executemany(
-            f"INSERT INTO papers ({_PAPER_COLUMNS}) VALUES ({_PLACEHOLDERS})", inserts
-        )
-        # One bulk statement for the index: much faster than a trigger per row.
-        await conn.execute(
-            f"INSERT INTO papers_fts (rowid, {_FTS_COLUMNS}) "
-            f"SELECT id, {_FTS_COLUMNS} FROM papers WHERE id > ?",
-            (max_id_before,),
-        )
-        await conn.execute(
-            "INSERT OR IGNORE INTO paper_tags (tag, paper_id) "
-            "SELECT value, papers.id FROM papers, json_each(papers.tags) WHERE papers.id > ?",
-            (max_id_before,),
-        )
+        await _insert_new(conn, inserts, max_id_before)
     for row, stored, merged, sort_date in updates:
         await _update_paper(conn, row, stored, merged, sort_date)
 
     result.listings += await _upsert_listings(conn, listings, max_id_before, existing)
     return result
+
+
+async def insert_prepared(
+    conn: aiosqlite.Connection, rows: Sequence[PreparedRow], result: UpsertResult | None = None
+) -> UpsertResult:
+    """:func:`upsert_batch` for prepared rows (see :func:`prepare_row`), inside the caller's
+    transaction, with the same outcome.
+
+    When every paper is new (none stored, none twice in ``rows``), the rows are inserted as
+    they are; otherwise the batch is merged as entries by :func:`upsert_batch`.
+    """
+    result = UpsertResult() if result is None else result
+    ids = [values[0] for values, _ in rows]
+    if len(set(ids)) < len(ids) or await _any_stored(conn, ids):
+        entries = [Entry(_paper_from_values(values), listing) for values, listing in rows]
+        return await upsert_batch(conn, entries, result)
+    if not rows:
+        return result
+    async with conn.execute("SELECT coalesce(max(id), 0) FROM papers") as cursor:
+        (max_id_before,) = await cursor.fetchone()
+    await _insert_new(conn, [values for values, _ in rows], max_id_before)
+    result.new += len(ids)
+    result.new_ids.extend(ids)
+    result.fresh_ids.update(ids)
+    listings = {values[0]: [listing] for values, listing in rows if listing is not None}
+    result.listings += await _upsert_listings(conn, listings, max_id_before, {})
+    return result
+
+
+async def _any_stored(conn: aiosqlite.Connection, ids: Sequence[str]) -> bool:
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        async with conn.execute(
+            f"SELECT 1 FROM papers WHERE arxiv_id IN ({marks}) LIMIT 1", chunk
+        ) as cursor:
+            if await cursor.fetchone() is not None:
+                return True
+    return False
+
+
+async def _insert_new(conn: aiosqlite.Connection, rows: list[tuple], max_id_before: int) -> None:
+    """Insert new papers' rows, index them and file their tags."""
+    await conn.executemany(f"INSERT INTO papers ({_PAPER_COLUMNS}) VALUES ({_PLACEHOLDERS})", rows)
+    # One bulk statement for the index: much faster than a trigger per row.
+    await conn.execute(
+        f"INSERT INTO papers_fts (rowid, {_FTS_COLUMNS}) "
+        f"SELECT id, {_FTS_COLUMNS} FROM papers WHERE id > ?",
+        (max_id_before,),
+    )
+    await conn.execute(
+        "INSERT OR IGNORE INTO paper_tags (tag, paper_id) "
+        "SELECT value, papers.id FROM papers, json_each(papers.tags) WHERE papers.id > ?",
+        (max_id_before,),
+    )
 
 
 async def _update_paper(
