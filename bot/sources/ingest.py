@@ -14,6 +14,7 @@ from bot.store.database import Database
 from bot.store.papers import (
     PreparedRow,
     UpsertResult,
+    bulk_indexing,
     insert_prepared,
     upsert_batch,
     upsert_entries,
@@ -78,9 +79,10 @@ async def ingest_prepared(
     loop = asyncio.get_running_loop()
     pending = loop.run_in_executor(None, next, batches, None)
     try:
-        while (batch := await pending) is not None:
-            pending = loop.run_in_executor(None, next, batches, None)
-            await insert_prepared(conn, batch, result)
+        async with bulk_indexing(conn):
+            while (batch := await pending) is not None:
+                pending = loop.run_in_executor(None, next, batches, None)
+                await insert_prepared(conn, batch, result)
     finally:
         if not pending.done():  # storing failed: the caller stops the workers, then this ends
             pending.add_done_callback(lambda future: future.exception())
