@@ -262,10 +262,16 @@ async def _set_fts(conn: aiosqlite.Connection, settings: dict[str, object]) -> N
 @asynccontextmanager
 async def bulk_indexing(conn: aiosqlite.Connection) -> AsyncIterator[None]:
     """Index with :data:`_BULK_FTS_SETTINGS` inside the block, then as before, in the caller's
-    transaction (so a rollback restores the store's settings too)."""
+    transaction (a rollback restores the store's settings too).
+
+    A setting the store did not have is set back to its default, then its row is dropped from
+    the index's configuration table: the store is left as it was, and FTS5 holds the value a
+    fresh read of that table gives.
+    """
     keys = tuple(_BULK_FTS_SETTINGS)
+    marks = ",".join("?" * len(keys))
     async with conn.execute(
-        f"SELECT k, v FROM papers_fts_config WHERE k IN ({','.join('?' * len(keys))})", keys
+        f"SELECT k, v FROM papers_fts_config WHERE k IN ({marks})", keys
     ) as cursor:
         stored = {key: value for key, value in await cursor.fetchall()}
     await _set_fts(conn, _BULK_FTS_SETTINGS)
@@ -273,6 +279,10 @@ async def bulk_indexing(conn: aiosqlite.Connection) -> AsyncIterator[None]:
         yield
     finally:
         await _set_fts(conn, {key: stored.get(key, _DEFAULT_FTS_SETTINGS[key]) for key in keys})
+        unset = [key for key in keys if key not in stored]
+        await conn.execute(
+            f"DELETE FROM papers_fts_config WHERE k IN ({','.join('?' * len(unset))})", unset
+        )
 
 
 async def _any_stored(conn: aiosqlite.Connection, ids: Sequence[str]) -> bool:
