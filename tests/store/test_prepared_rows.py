@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.models import Entry, Listing, Paper, SummarySource
 from bot.store.database import connect
+from bot.store.papers import _dump as dump_list
 from bot.store.papers import bulk_indexing, insert_prepared, prepare_row, upsert_batch
 
 DAY = date(2025, 1, 14)
@@ -132,3 +136,8 @@ async def test_bulk_indexing_puts_back_the_settings_it_changed(tmp_path):
                 assert (await cur.fetchone())[0] > 1 << 20
             await insert_prepared(conn, [prepare_row(entry) for entry in FRESH])
     assert _dump(path)["fts_config"] == before
+
+
+@given(st.lists(st.text() | st.integers() | st.none(), max_size=6).map(tuple))
+def test_a_list_column_is_written_as_json_dumps_writes_it(values: tuple) -> None:
+    assert dump_list(values) == json.dumps(list(values), ensure_ascii=False)
