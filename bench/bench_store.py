@@ -245,6 +245,16 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+# The checkout this benchmark belongs to: its code is what the subprocesses (and their import
+# workers) run, even where the installed package is another checkout's (an editable install).
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def _checkout_env() -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(CHECKOUT), path]))}
+
+
 def timed(command: list[str]) -> tuple[float, int, int]:
     """Wall seconds and peak RSS (KB) of a command, from /usr/bin/time, and the peak of the
     sum of RSS over its process tree (sampled every 50 ms; its worker processes count too)."""
@@ -252,6 +262,7 @@ def timed(command: list[str]) -> tuple[float, int, int]:
         process = subprocess.Popen(
             ["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
             stdout=subprocess.DEVNULL,
+            env=_checkout_env(),
         )
         tree_peak = 0
         while process.poll() is None:
@@ -280,6 +291,7 @@ def import_end_to_end(corpus: Path, runs: int) -> None:
                 results[name].append(timed(command))
                 for leftover in Path(folder).glob(f"{name}{run}.db*"):
                     leftover.unlink()
+    print(f"import_code: {CHECKOUT}")
     print(f"import_corpus_lines: {lines}")
     medians = {}
     for name in ("project", "bare"):

@@ -42,6 +42,10 @@ def clean(text: str) -> str:
 
 def one_line(text: str) -> str:
     """:func:`clean` and collapse every run of whitespace (newlines too) to one space."""
+    # Printable text has no control character and no whitespace but the space (str.isprintable
+    # is False for both): with single spaces inside and none at the ends it is clean already.
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
     # str.split() splits on exactly what the regex \s matches (str.isspace): one C pass.
     return " ".join(clean(text).split())
 

@@ -27,7 +27,7 @@ from bot.sources.markdown import SOURCE as DIGEST_SOURCE
 from bot.sources.markdown import render_markdown_day
 from bot.store.database import Database
 from bot.store.digests import digest_days, digest_rows, record_digest_days
-from bot.store.papers import listed_days, papers_for_day
+from bot.store.papers import PreparedRow, listed_days, papers_for_day
 
 
 @dataclass
@@ -70,12 +70,14 @@ class _Tracked:
         self.item = item
         self.days: set[date] = set()
 
-    def track_chunks(self, next_chunk: Callable[[], list[Entry] | None]) -> list[Entry] | None:
+    def track_chunks(
+        self, next_chunk: Callable[[], list[PreparedRow] | None]
+    ) -> list[PreparedRow] | None:
         """``next_chunk()``, tracked."""
         chunk = next_chunk()
         if chunk is not None:
-            for _ in self.track(chunk):
-                pass
+            self.item.records += len(chunk)
+            self.days.update(listing.day for _, listing in chunk if listing is not None)
         return chunk
 
     def track(self, entries: Iterable[Entry]) -> Iterator[Entry]:

@@ -11,7 +11,14 @@ import aiosqlite
 from bot.digest.summarize import with_derived_fields
 from bot.models import Entry
 from bot.store.database import Database
-from bot.store.papers import UpsertResult, upsert_batch, upsert_entries
+from bot.store.papers import (
+    PreparedRow,
+    UpsertResult,
+    bulk_indexing,
+    insert_prepared,
+    upsert_batch,
+    upsert_entries,
+)
 
 BATCH_SIZE = 2000  # entries per batch of a streamed import: memory stays flat
 
@@ -46,7 +53,7 @@ async def ingest_stream(
     return result
 
 
-def _rebatch(chunks: Iterable[list[Entry]], size: int) -> Iterator[list[Entry]]:
+def _rebatch(chunks: Iterable[list[PreparedRow]], size: int) -> Iterator[list[PreparedRow]]:
     """Chunks of any length as batches of ``size`` (the last may be shorter)."""
     entries = chain.from_iterable(chunks)
     while batch := list(islice(entries, size)):
@@ -55,13 +62,14 @@ def _rebatch(chunks: Iterable[list[Entry]], size: int) -> Iterator[list[Entry]]:
 
 async def ingest_prepared(
     conn: aiosqlite.Connection,
-    next_chunk: Callable[[], list[Entry] | None],
+    next_chunk: Callable[[], list[PreparedRow] | None],
     result: UpsertResult | None = None,
     *,
     batch_size: int = BATCH_SIZE,
 ) -> UpsertResult:
-    """Store already prepared chunks (``next_chunk()`` until None) as :func:`ingest_stream`
-    does: the same batches, inside the caller's transaction.
+    """Store already prepared rows (``next_chunk()`` until None, see
+    :func:`bot.store.papers.insert_prepared`) as :func:`ingest_stream` stores their entries:
+    the same batches, the same outcome, inside the caller's transaction.
 
     ``next_chunk`` blocks (on a worker process, see :mod:`bot.sources.ingest_pool`), so it runs in a
     thread, fetching the next batch while SQLite stores this one.
@@ -71,9 +79,10 @@ async def ingest_prepared(
     loop = asyncio.get_running_loop()
     pending = loop.run_in_executor(None, next, batches, None)
     try:
-        while (batch := await pending) is not None:
-            pending = loop.run_in_executor(None, next, batches, None)
-            await upsert_batch(conn, batch, result)
+        async with bulk_indexing(conn):
+            while (batch := await pending) is not None:
+                pending = loop.run_in_executor(None, next, batches, None)
+                await insert_prepared(conn, batch, result)
     finally:
         if not pending.done():  # storing failed: the caller stops the workers, then this ends
             pending.add_done_callback(lambda future: future.exception())

@@ -3,10 +3,11 @@
 SQLite stores in one process; parsing lines and deriving summaries and tags is Python work that
 would take the same core. So each worker process reads the whole file but parses and derives
 (:func:`bot.sources.ingest.prepare`) only its share of the chunks (chunk ``i`` goes to worker
-``i % N``), and puts them on its own bounded queue. The importer takes chunk ``i`` from worker
-``i % N``: entries arrive in file order, and the first error in file order is the one reported,
-with the message a sequential read gives. At most :data:`QUEUE_CHUNKS` chunks wait per worker,
-so memory stays flat however large the file.
+``i % N``), down to the rows a new paper is inserted as (:func:`bot.store.papers.prepare_row`:
+the importer only executes them), and puts them on its own bounded queue. The importer takes
+chunk ``i`` from worker ``i % N``: rows arrive in file order, and the first error in file order
+is the one reported, with the message a sequential read gives. At most :data:`QUEUE_CHUNKS`
+chunks wait per worker, so memory stays flat however large the file.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import InputError, PaperbotError
-from bot.models import Entry, Listing, Paper
+from bot.models import Listing
 from bot.sources.ingest import prepare
 from bot.sources.jsonl import entries_of_chunk, file_label, iter_line_chunks, log_skipped
+from bot.store.papers import PreparedRow, prepare_row
 
 CHUNK_LINES = 1000
 QUEUE_CHUNKS = 2  # per worker
@@ -35,21 +37,20 @@ _POLL_SECONDS = 0.5  # how often a wait for a chunk checks that its worker is st
 
 _CHUNK, _END, _ERROR, _FAILED = "chunk", "end", "error", "failed"
 
-# Entries cross the queue as plain tuples: pickling a frozen dataclass with slots calls
-# Python code per object and field on both sides, a tuple of its fields does not.
+# Rows cross the queue as plain tuples: pickling a frozen dataclass with slots calls Python
+# code per object and field on both sides, a tuple of its fields does not.
 _Packed = tuple[tuple[Any, ...], tuple[Any, ...] | None]
-_paper_fields = attrgetter(*(field.name for field in fields(Paper)))
 _listing_fields = attrgetter(*(field.name for field in fields(Listing)))
 
 
-def _pack(entry: Entry) -> _Packed:
-    listing = entry.listing
-    return _paper_fields(entry.paper), None if listing is None else _listing_fields(listing)
+def _pack(prepared: PreparedRow) -> _Packed:
+    row, listing = prepared
+    return row, None if listing is None else _listing_fields(listing)
 
 
-def _unpack(packed: _Packed) -> Entry:
-    paper, listing = packed
-    return Entry(Paper(*paper), None if listing is None else Listing(*listing))
+def _unpack(packed: _Packed) -> PreparedRow:
+    row, listing = packed
+    return row, None if listing is None else Listing(*listing)
 
 
 def worker_count() -> int:
@@ -78,7 +79,8 @@ def _work(path: str, index: int, workers: int, lines: int, out: multiprocessing.
             if number % workers == index:
                 skipped: list[int] = []
                 entries = prepare(entries_of_chunk(chunk, label, skipped))
-                out.put((_CHUNK, [_pack(entry) for entry in entries], skipped))
+                rows = [_pack(prepare_row(entry)) for entry in entries]
+                out.put((_CHUNK, rows, skipped))
         out.put((_END, None, None))
     except InputError as exc:
         out.put((_ERROR, str(exc), None))
@@ -89,7 +91,7 @@ def _work(path: str, index: int, workers: int, lines: int, out: multiprocessing.
 
 
 class PreparedChunks:
-    """The prepared entries of one JSON Lines file, chunk by chunk, from worker processes.
+    """The prepared rows of one JSON Lines file, chunk by chunk, from worker processes.
 
     Use as a context manager (leaving it stops the workers). :meth:`next_chunk` may be called
     from another thread than the one that leaves the context.
@@ -135,12 +137,12 @@ class PreparedChunks:
             out.close()
             out.cancel_join_thread()
 
-    def __iter__(self) -> Iterator[list[Entry]]:
+    def __iter__(self) -> Iterator[list[PreparedRow]]:
         while (chunk := self.next_chunk()) is not None:
             yield chunk
 
-    def next_chunk(self) -> list[Entry] | None:
-        """The next chunk's prepared entries in file order; None at the end of the file.
+    def next_chunk(self) -> list[PreparedRow] | None:
+        """The next chunk's prepared rows in file order; None at the end of the file.
 
         Raises :class:`InputError` for a bad line or an unreadable file, as a sequential
         read would, and logs the skipped records at the end.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 import re
 import string
@@ -13,9 +15,12 @@ from hypothesis import strategies as st
 from bot.digest.classify import (
     _MATCHERS,
     CATEGORY_LABELS,
+    GROUPS,
     KEYWORD_RULES,
     MAX_LABELS,
     _candidates,
+    _category_scores,
+    _evidence,
     _fold,
     _fold_words,
     _literal_runs,
@@ -24,6 +29,10 @@ from bot.digest.classify import (
     classify,
 )
 from bot.labels import ALIASES, LABELS, TAXONOMY, group_of, label_family, normalize_label
+from tests.conftest import FIXTURES
+
+# 300 corpus papers (every 300th) with the tags the classifier gave them before it was indexed.
+CLASSIFIED = FIXTURES / "sources" / "corpus" / "classified_300.jsonl.gz"
 
 # Every label used in the seed digest and the 2024-09-27 digest (timlrx/daily-ai-papers).
 SEED_LABELS = {
@@ -305,3 +314,36 @@ def test_a_paper_tests_only_the_rules_its_words_can_trigger() -> None:
     tried = {KEYWORD_RULES[index].label for index, _ in _candidates(text)}
     assert "Robotics" in tried
     assert len(tried) < len(KEYWORD_RULES) // 4
+
+
+def _full_scan_evidence(
+    title: str, abstract: str, categories: list[str], keywords: list[str]
+) -> tuple[dict[str, float], set[str]]:
+    """The classifier's evidence as its docstring defines it: every rule's regex over the title,
+    the keywords and the abstract, each whole."""
+    scores = _category_scores(categories)
+    strong = set(scores)
+    for rule, matcher in _MATCHERS:
+        title_hits, keyword_hits, abstract_hits = (
+            len(matcher.regex.findall(part)) for part in (title, " ; ".join(keywords), abstract)
+        )
+        score = 3.0 * min(title_hits, 1) + 2.0 * min(keyword_hits, 1) + min(abstract_hits, 3)
+        if score := score * rule.weight:
+            scores[rule.label] = scores.get(rule.label, 0.0) + score
+            strong.update([rule.label] if rule.weight >= 1.0 else [])
+    for label, score in list(scores.items()):
+        if label not in GROUPS and score >= 1.0:
+            for group in label_family(label)[1:]:
+                if group not in ("Reinforcement Learning", "Other"):
+                    scores[group] = scores.get(group, 0.0) + 0.5 * score
+    return scores, strong
+
+
+def test_real_papers_get_the_tags_and_evidence_a_full_scan_of_every_rule_gives() -> None:
+    with gzip.open(CLASSIFIED, "rt", encoding="utf-8") as lines:
+        papers = [json.loads(line) for line in lines]
+    assert len(papers) == 300
+    for paper in papers:
+        fields = (paper["title"], paper["abstract"], paper["categories"], paper["keywords"])
+        assert classify(*fields) == tuple(paper["tags"]), paper["title"]
+        assert _evidence(*fields) == _full_scan_evidence(*fields), paper["title"]

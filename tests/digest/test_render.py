@@ -28,6 +28,7 @@ from bot.digest.render import (
 from bot.models import Paper, SummarySource
 from bot.text import (
     ZWSP,
+    clean,
     escape_markdown,
     has_unsafe_mention,
     is_safe_url,
@@ -114,6 +115,19 @@ def test_escape_markdown_escapes_inline_and_line_start_syntax() -> None:
 def test_sanitize_collapses_whitespace_and_drops_control_characters() -> None:
     assert sanitize("  A\n\tB\x00C\x1b[31m  ") == "A BC\\[31m"
     assert sanitize("line one\n\nline two", multiline=True) == "line one\nline two"
+
+
+# Every kind of character that decides between the fast path and the cleaning one.
+_MIXED_TEXT = st.text(
+    st.sampled_from(["a", "B", "é", " ", "\n", "\r", "\t", "\x0b", "\x1f", "\x85",
+                     "\x9f", "\xa0", "\u2028", "\u3000", "\ud800", "\u200b", "."]),
+    max_size=40,
+)  # fmt: skip
+
+
+@given(st.one_of(st.text(max_size=60), _MIXED_TEXT))
+def test_one_line_is_clean_then_collapsed_whatever_the_text(text: str) -> None:
+    assert one_line(text) == " ".join(clean(text).split())
 
 
 def test_sanitize_without_markdown_still_neutralises_mentions() -> None:

@@ -42,6 +42,7 @@ def _dump(path: Path) -> dict[str, list[tuple]]:
         "listings": "SELECT * FROM listings ORDER BY paper_id, day, source",
         "log": "SELECT * FROM search_index_log",
         "fts": "SELECT * FROM temp.terms ORDER BY term, doc, col, offset",
+        "fts_config": "SELECT * FROM papers_fts_config ORDER BY k",
     }
     dump = {name: conn.execute(query).fetchall() for name, query in queries.items()}
     conn.close()
