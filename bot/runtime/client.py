@@ -167,7 +167,10 @@ class PaperBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.db.warm()
-        self.search_engine.prepare(self.db)
+        # Before connecting: saved search postings load in well under a second; the first
+        # start after an import builds them (about 30 s at 90k papers) so that the first
+        # searches are already fast (bot/search/exact.py).
+        await self.search_engine.prepare_first(self.db)
         await sync_config_feeds(self.db, self.config)
         for name in self.cog_names:
             await self.load_extension(name)

@@ -113,6 +113,10 @@ class SearchEngine(UsesTokenizer):
         """Start loading (or building) what makes searches of ``db`` fast, in the background."""
         self.exact.prepare(db)
 
+    async def prepare_first(self, db: Database) -> None:
+        """``prepare`` and wait for it: the bot's start, before it takes commands."""
+        await self.exact.prepare_first(db)
+
     async def search(
         self,
         db: Database,

@@ -47,6 +47,8 @@ class ExactSettings:
     # with the saved postings, up to this many; past ``rebuild_after`` a new build starts.
     max_added: int = 5_000
     rebuild_after: int = 1_000
+    # How long the bot's start waits for a first build (about 30 s at 90k papers).
+    startup_wait_seconds: float = 180.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +216,24 @@ class ExactIndexes:
         if key is not None and not self._closed and HAVE_NUMPY and self.auto_build:
             self._start(db, key, None)
 
+    async def prepare_first(self, db: Database) -> None:
+        """``prepare``, and wait for it (up to ``startup_wait_seconds``): loading saved postings
+        takes a fraction of a second, and the first start after an import builds them before
+        the bot takes commands, so that its first searches are already answered from them."""
+        self.prepare(db)
+        key = _key(db)
+        task = self._busy.get(key) if key is not None else None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.settings.startup_wait_seconds)
+        except TimeoutError:
+            log.warning(
+                "search postings for %s are not ready after %.0f s; FTS5 answers until they are",
+                db.path,
+                self.settings.startup_wait_seconds,
+            )
+
     async def wait(self, db: Database) -> bool:
         """Wait for a load or build of ``db`` under way; whether postings are loaded then."""
         key = _key(db)
@@ -263,6 +283,11 @@ class ExactIndexes:
                 if since < self.settings.rebuild_seconds:
                     return
                 self._last_build[key] = time.monotonic()
+                log.info(
+                    "building search postings for %s (%d papers) in a child process",
+                    db.path,
+                    snapshot.rows,
+                )
                 saved = await self._build(db.path)
                 if saved is None:
                     return

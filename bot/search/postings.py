@@ -363,19 +363,12 @@ class _Collector:
                 odd[number] = [chunk for chunk in chunks if not chunk.isascii()]
                 texts[number] = " ".join(chunk for chunk in chunks if chunk.isascii())
         split = [_ASCII_WORD.findall(text.lower()) for text in texts]
-        found: list[list[int]] = [[] for _ in texts]
-        pending: list[int] = []
-        for number, words in enumerate(split):
-            try:
-                found[number] = [known[word] for word in words]
-            except KeyError:
-                pending.append(number)
-        if pending:
-            unseen = sorted({w for n in pending for w in split[n] if w not in known})
-            for word, token in zip(unseen, self.tokenizer.stems(unseen), strict=True):
+        unseen = set().union(*split).difference(known)  # C-level set work, not per token
+        if unseen:
+            ordered = sorted(unseen)
+            for word, token in zip(ordered, self.tokenizer.stems(ordered), strict=True):
                 known[word] = self._term(token)
-            for number in pending:
-                found[number] = [known[word] for word in split[number]]
+        found: list[list[int]] = [[known[word] for word in words] for words in split]
         if odd:
             chunks = sorted({chunk for found_chunks in odd.values() for chunk in found_chunks})
             tokens_of = dict(zip(chunks, self.tokenizer.tokens_many(chunks), strict=True))

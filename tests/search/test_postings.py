@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -292,3 +293,15 @@ async def test_a_restart_after_papers_were_added_uses_the_saved_postings(store):
         await assert_answers_as_fts5(second, store, ["zyzzyva", "model robot"])
         assert not second.exact._busy
     assert [p.name for p in postings.folder_for(store.path).iterdir()] == [saved.name]
+
+
+async def test_the_bots_start_waits_for_a_first_build_and_no_longer(store, caplog):
+    with SearchEngine(exact=EXACT) as engine:
+        await engine.prepare_first(store)  # no postings yet: built before it returns
+        assert await engine.exact.ranked(store, parse_query("model"), 5, 0) is not None
+    impatient = replace(EXACT, startup_wait_seconds=0.0)
+    shutil.rmtree(postings.folder_for(store.path))
+    with SearchEngine(exact=impatient) as engine, caplog.at_level(logging.WARNING):
+        await engine.prepare_first(store)
+        assert "not ready after 0 s" in caplog.text
+        assert await engine.exact.wait(store)  # the build went on in the background

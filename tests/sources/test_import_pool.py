@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from bot.sources import ingest_pool
 from bot.sources.archive import import_files
 from bot.store.database import connect
 from tests.conftest import FIXTURES
+from tests.store_dump import store_dump
 
 CORPUS = FIXTURES / "sources" / "corpus" / "papers_corpus_20.jsonl"
 
@@ -25,28 +25,6 @@ def _use_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ingest_pool, "MIN_POOL_BYTES", 0)
     monkeypatch.setattr(ingest_pool, "worker_count", lambda: 2)
     monkeypatch.setattr(ingest_pool, "CHUNK_LINES", 3)
-
-
-def _dump(path: Path) -> dict[str, list[tuple]]:
-    """Every stored row that an import writes (timestamps aside) and the index's terms."""
-    conn = sqlite3.connect(path)
-    columns = [
-        row[1]
-        for row in conn.execute("PRAGMA table_info(papers)")
-        if row[1] not in ("created_at", "updated_at")
-    ]
-    conn.execute("CREATE VIRTUAL TABLE temp.terms USING fts5vocab(main, papers_fts, instance)")
-    queries = {
-        "papers": f"SELECT {', '.join(columns)} FROM papers ORDER BY id",
-        "tags": "SELECT tag, paper_id FROM paper_tags ORDER BY tag, paper_id",
-        "listings": "SELECT * FROM listings ORDER BY paper_id, day, source",
-        "log": "SELECT * FROM search_index_log",
-        "fts": "SELECT * FROM temp.terms ORDER BY term, doc, col, offset",
-        "fts_config": "SELECT * FROM papers_fts_config ORDER BY k",
-    }
-    dump = {name: conn.execute(query).fetchall() for name, query in queries.items()}
-    conn.close()
-    return dump
 
 
 async def _import(path: Path, names: list[str]) -> list[tuple]:
@@ -80,7 +58,7 @@ async def test_workers_store_what_the_sequential_reader_stores(tmp_path, monkeyp
     _use_workers(monkeypatch)
     assert await _import(tmp_path / "pooled.db", [str(source), seed]) == expected
     assert expected[0][0] == 41  # 43 lines: a blank one and 4 ids that are not arXiv's
-    sequential, pooled = _dump(tmp_path / "sequential.db"), _dump(tmp_path / "pooled.db")
+    sequential, pooled = store_dump(tmp_path / "sequential.db"), store_dump(tmp_path / "pooled.db")
     assert pooled == sequential
     assert len(pooled["papers"]) == 46 and pooled["fts"]  # 36 from the file, 10 from the seed
 
@@ -116,7 +94,7 @@ async def test_a_bad_line_late_in_the_file_is_reported_as_before_and_nothing_is_
     store = tmp_path / "store.db"
     await _import(store, [str(FIXTURES / "seed_2025-01-14.md")])
     assert await _error_of(store, [str(path)]) == expected
-    assert _dump(store) == _dump(before)
+    assert store_dump(store) == store_dump(before)
 
 
 async def test_a_truncated_gzip_file_fails_as_before(tmp_path, monkeypatch):
@@ -128,7 +106,7 @@ async def test_a_truncated_gzip_file_fails_as_before(tmp_path, monkeypatch):
     _use_workers(monkeypatch)
     store = tmp_path / "pooled.db"
     assert await _error_of(store, [str(path)]) == expected
-    assert _dump(store)["papers"] == []
+    assert store_dump(store)["papers"] == []
 
 
 async def test_skipped_records_are_logged_once_as_before(tmp_path, monkeypatch, caplog):

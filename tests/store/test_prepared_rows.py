@@ -15,6 +15,7 @@ from bot.models import Entry, Listing, Paper, SummarySource
 from bot.store.database import connect
 from bot.store.papers import _dump as dump_list
 from bot.store.papers import bulk_indexing, insert_prepared, prepare_row, upsert_batch
+from tests.store_dump import store_dump
 
 DAY = date(2025, 1, 14)
 
@@ -56,27 +57,6 @@ MERGING = [
 ]
 
 
-def _dump(path: Path) -> dict[str, list[tuple]]:
-    conn = sqlite3.connect(path)
-    columns = [
-        row[1]
-        for row in conn.execute("PRAGMA table_info(papers)")
-        if row[1] not in ("created_at", "updated_at")
-    ]
-    conn.execute("CREATE VIRTUAL TABLE temp.terms USING fts5vocab(main, papers_fts, instance)")
-    queries = {
-        "papers": f"SELECT {', '.join(columns)} FROM papers ORDER BY id",
-        "tags": "SELECT tag, paper_id FROM paper_tags ORDER BY tag, paper_id",
-        "listings": "SELECT * FROM listings ORDER BY paper_id, day, source",
-        "log": "SELECT * FROM search_index_log",
-        "fts": "SELECT * FROM temp.terms ORDER BY term, doc, col, offset",
-        "fts_config": "SELECT * FROM papers_fts_config ORDER BY k",
-    }
-    dump = {name: conn.execute(query).fetchall() for name, query in queries.items()}
-    conn.close()
-    return dump
-
-
 async def _store(path: Path, before: list[Entry], batch: list[Entry], *, prepared: bool) -> tuple:
     async with connect(path) as db:
         if before:
@@ -98,7 +78,7 @@ async def _store(path: Path, before: list[Entry], batch: list[Entry], *, prepare
 async def test_prepared_rows_store_what_their_entries_store(tmp_path, before, batch):
     expected = await _store(tmp_path / "entries.db", before, batch, prepared=False)
     assert await _store(tmp_path / "rows.db", before, batch, prepared=True) == expected
-    assert _dump(tmp_path / "rows.db") == _dump(tmp_path / "entries.db")
+    assert store_dump(tmp_path / "rows.db") == store_dump(tmp_path / "entries.db")
 
 
 async def test_a_prepared_row_is_the_paper_it_was_made_of(tmp_path):
@@ -115,7 +95,7 @@ async def test_a_failing_bulk_import_leaves_the_store_and_its_index_settings_as_
     async with connect(path) as db, db.transaction() as conn:
         await upsert_batch(conn, STORED)
         await conn.execute("INSERT INTO papers_fts (papers_fts, rank) VALUES ('automerge', 8)")
-    before = _dump(path)
+    before = store_dump(path)
     bad = prepare_row(Entry(_paper("2501.00009", "Bad")))
     bad = ((*bad[0][:2], None, *bad[0][3:]), None)  # no title: the schema refuses it
     async with connect(path) as db:
@@ -123,19 +103,19 @@ async def test_a_failing_bulk_import_leaves_the_store_and_its_index_settings_as_
             async with db.transaction() as conn, bulk_indexing(conn):
                 await insert_prepared(conn, [prepare_row(entry) for entry in FRESH[:1]])
                 await insert_prepared(conn, [bad])
-    assert _dump(path) == before
+    assert store_dump(path) == before
     assert ("automerge", 8) in before["fts_config"]
 
 
 async def test_bulk_indexing_puts_back_the_settings_it_changed(tmp_path):
     path = tmp_path / "paperbot.db"
     async with connect(path) as db:
-        before = _dump(path)["fts_config"]
+        before = store_dump(path)["fts_config"]
         async with db.transaction() as conn, bulk_indexing(conn):
             async with conn.execute("SELECT v FROM papers_fts_config WHERE k = 'hashsize'") as cur:
                 assert (await cur.fetchone())[0] > 1 << 20
             await insert_prepared(conn, [prepare_row(entry) for entry in FRESH])
-    assert _dump(path)["fts_config"] == before
+    assert store_dump(path)["fts_config"] == before
 
 
 @given(st.lists(st.text() | st.integers() | st.none(), max_size=6).map(tuple))
