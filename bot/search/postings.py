@@ -119,12 +119,8 @@ class Postings:
             return None
         view = Postings(snapshot, self.uid, self.terms, self.offsets, self.docs, self.freqs, sizes)
         view.added_papers = collector.rows
-        if collector.parts:
-            words = np.concatenate([part[0] for part in collector.parts])
-            docs = np.concatenate([part[1] for part in collector.parts])
-            freqs = np.concatenate([part[2] for part in collector.parts])
-            order = np.argsort(words, kind="stable")
-            words, docs, freqs = words[order], docs[order], freqs[order]
+        if collector.parts[0]:
+            words, docs, freqs = collector.by_word()
             starts = np.flatnonzero(np.diff(words, prepend=-1))
             ends = np.append(starts[1:], words.size)
             names = sorted(collector.terms, key=collector.terms.__getitem__)
@@ -341,7 +337,8 @@ class _Collector:
         self.tokenizer = tokenizer
         self.terms: dict[str, int] = {}  # token -> its number
         self.words: dict[str, int] = {}  # lower-case ASCII word -> its token's number
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # Per batch, in paper order: word numbers, paper ids, weighted frequencies.
+        self.parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
         self.rows = 0
         self.tokens = 0
 
@@ -394,13 +391,29 @@ class _Collector:
         weights = np.repeat(np.tile(np.asarray(_INT_WEIGHTS, dtype=np.int64), len(batch)), lengths)
         unique, inverse = np.unique(keys, return_inverse=True)
         freqs = np.bincount(inverse, weights=weights)
-        self.parts.append(
-            (
-                (unique & 0xFFFFFFFF).astype(np.int32),  # word
-                (unique >> 32).astype(np.int32),  # paper, ascending
-                freqs.astype(np.uint32),
-            )
-        )
+        words, papers, counts = self.parts
+        words.append((unique & 0xFFFFFFFF).astype(np.int32))
+        papers.append((unique >> 32).astype(np.int32))  # ascending
+        counts.append(freqs.astype(np.uint16 if freqs.max() < 2**16 else np.uint32))
+
+    def by_word(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All (word, paper, frequency) triples ordered by word, papers ascending within each
+        (a stable sort of triples in paper order). Frees the batches as it goes: the corpus's
+        arrays are the build's largest memory."""
+        words, papers, counts = self.parts
+        if not words:
+            empty = np.zeros(0, dtype=np.int32)
+            return empty, empty, np.zeros(0, dtype=np.uint16)
+        word_array = np.concatenate(words)
+        words.clear()
+        order = np.argsort(word_array, kind="stable")
+        word_array = word_array[order]
+        paper_array = np.concatenate(papers)
+        papers.clear()
+        paper_array = paper_array[order]
+        count_array = np.concatenate(counts)
+        counts.clear()
+        return word_array, paper_array, count_array[order]
 
 
 def _collect(conn: sqlite3.Connection, max_id: int):
@@ -417,22 +430,10 @@ def _collect(conn: sqlite3.Connection, max_id: int):
             collector.add(batch, sizes)
     finally:
         tokenizer.close()
-    stems = {word: "" for word in collector.words}
+    del tokenizer, collector.tokenizer  # its word caches: the collector has its own
     names = sorted(collector.terms, key=collector.terms.__getitem__)
-    for word, number in collector.words.items():
-        stems[word] = names[number]
-    if collector.parts:
-        term_array = np.concatenate([part[0] for part in collector.parts])
-        docs = np.concatenate([part[1] for part in collector.parts])
-        freqs = np.concatenate([part[2] for part in collector.parts])
-        collector.parts.clear()
-    else:
-        term_array = docs = np.zeros(0, dtype=np.int32)
-        freqs = np.zeros(0, dtype=np.uint32)
-    order = np.argsort(term_array, kind="stable")  # papers stay ascending within each word
-    docs, freqs = docs[order], freqs[order]
-    if not freqs.size or int(freqs.max()) < 2**16:
-        freqs = freqs.astype(np.uint16)
+    stems = {word: names[number] for word, number in collector.words.items()}
+    term_array, docs, freqs = collector.by_word()
     offsets = np.zeros(len(names) + 1, dtype=np.int64)
     np.cumsum(np.bincount(term_array, minlength=len(names)), out=offsets[1:])
     return names, offsets, docs, freqs, sizes, collector.rows, collector.tokens, stems
