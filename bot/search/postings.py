@@ -293,7 +293,12 @@ def build(db_path: str, *, nice: int = 10) -> str:
         "seconds": round(time.monotonic() - started, 2),
     }
     (temporary / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    os.replace(temporary, target)
+    try:
+        os.replace(temporary, target)
+    except OSError:  # another process published the same snapshot meanwhile: keep theirs
+        if not target.is_dir():
+            raise
+        shutil.rmtree(temporary, ignore_errors=True)
     remove_others(root, keep=target.name)
     return str(target)
 
@@ -319,10 +324,34 @@ def newest_saved(root: Path, uid: str) -> Path | None:
 
 
 def remove_others(root: Path, keep: str) -> None:
-    """Delete older snapshots (and abandoned builds); a failure to delete is not an error."""
+    """Delete older snapshots and abandoned builds (another process's build in progress, or a
+    newer snapshot it published, stay); a failure to delete is not an error."""
+    kept = snapshot_of(root / keep)
     for entry in root.iterdir():
-        if entry.name != keep and entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
+        if entry.name == keep or not entry.is_dir():
+            continue
+        if entry.name.startswith(".building-"):
+            pid = entry.name.removeprefix(".building-")
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue
+        else:
+            try:
+                other = snapshot_of(entry)
+            except ValueError:
+                continue  # not ours
+            if (other.max_id, other.log_seq) > (kept.max_id, kept.log_seq):
+                continue
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Collector:

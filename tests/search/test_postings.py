@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -305,3 +306,16 @@ async def test_the_bots_start_waits_for_a_first_build_and_no_longer(store, caplo
         await engine.prepare_first(store)
         assert "not ready after 0 s" in caplog.text
         assert await engine.exact.wait(store)  # the build went on in the background
+
+
+async def test_a_build_leaves_other_processes_builds_and_newer_postings_alone(store):
+    root = postings.folder_for(store.path)
+    root.mkdir()
+    running = root / f".building-{os.getppid()}"  # a live process that is not this one
+    abandoned = root / ".building-999999999"
+    newer = root / "abc-999999-0-1-1"
+    for folder in (running, abandoned, newer):
+        folder.mkdir()
+    kept = Path(postings.build(str(store.path), nice=0))
+    assert sorted(p.name for p in root.iterdir()) == sorted([kept.name, running.name, newer.name])
+    assert postings.build(str(store.path), nice=0) == str(kept)  # already built: nothing to do
