@@ -1,12 +1,14 @@
 """When the postings of ``bot.search.postings`` answer a search, and how they are kept current.
 
-Per database file: the newest saved postings are loaded on first use (or when the bot starts:
-``prepare``); a search whose words they can answer first reads the store's snapshot marks (one
-small query) and is answered from them only if the store is exactly the snapshot they were built
-from. Otherwise FTS5 answers, exactly as it would without them, and a new build starts in a
-child process (at most one at a time per engine, and not again within ``rebuild_seconds`` of the
-last start, so a stream of changes costs one build per interval). A failed build logs one line
-and FTS5 keeps answering.
+Per database file: the newest saved postings are loaded when the bot starts (``prepare_first``,
+which waits for a first build after an import) or on first use. Every search they can answer
+first checks, in the same read transaction as its answer, that they describe the store as it is
+(max paper id, change-log sequence, FTS5's row and token counts). Papers added since the build
+(the daily fetch: only new ids, no saved paper's text changed) are tokenized on the fly and
+appended, so the postings keep answering; past ``rebuild_after`` of them, or after any other
+change (then FTS5 answers meanwhile, exactly as without postings), a new build starts in a child
+process: at most one at a time per engine and not again within ``rebuild_seconds``. A failed
+build logs one line and FTS5 keeps answering.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class ExactRanked:
     scores: list[float]  # bm25, positive
 
 
+_OUT_OF_RANGE = object()  # the store has fewer papers than min_papers, or tantivy's many
+_SMALL_SECONDS = 30.0  # how long an out-of-range answer is trusted
+
+
 @dataclass(frozen=True, slots=True)
 class _Stale:
     """The postings are missing or older than the store (``snapshot``)."""
@@ -86,6 +92,7 @@ class ExactIndexes:
         self._wanted: set[str] = set()  # database paths whose postings should be rebuilt
         self._busy: dict[str, asyncio.Task] = {}  # database path -> its load or build
         self._last_build: dict[str, float] = {}
+        self._small: dict[str, float] = {}  # database path -> when last seen out of range
         self._children: set[asyncio.subprocess.Process] = set()
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
@@ -122,9 +129,14 @@ class ExactIndexes:
         postings = self._loaded.get(key)
         if postings is None and (not self.auto_build or key in self._busy):
             return None
+        if time.monotonic() - self._small.get(key, -1e9) < _SMALL_SECONDS:
+            return None
         found = await asyncio.get_running_loop().run_in_executor(
             self._threads, self._answer, key, postings, query, limit, offset
         )
+        if found is _OUT_OF_RANGE:  # a small store (the usual one): FTS5 is fast there
+            self._small[key] = time.monotonic()
+            return None
         if isinstance(found, _Stale):
             self._refresh(db, key, found.snapshot)
             return None
@@ -143,7 +155,7 @@ class ExactIndexes:
         try:
             snapshot = Snapshot.from_row(conn.execute(SNAPSHOT_SQL).fetchone())
             if not self.settings.min_papers <= snapshot.rows < self.max_papers:
-                return None
+                return _OUT_OF_RANGE
             if postings is None:
                 return _Stale(snapshot)
             if postings.snapshot != snapshot:

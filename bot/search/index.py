@@ -81,7 +81,8 @@ log = logging.getLogger(__name__)
 class IndexSettings:
     """When the index answers instead of FTS5, and how much work it does (one per engine)."""
 
-    # Below this many papers FTS5 alone is fast enough (90k: p95 about 35 ms): no index is built.
+    # Below this many papers no tantivy index is built: FTS5 answers, or from 20k papers on the
+    # exact postings of bot/search/exact.py (FTS5 alone at 90k: p95 about 35 ms).
     min_papers: int = 200_000
     # A query whose phrases have fewer postings than this in all is answered by FTS5 (exact, and
     # fast then). Above it FTS5's cost grows with the postings it reads and the rows it scores
