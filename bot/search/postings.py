@@ -151,31 +151,51 @@ class Postings:
             arrays = [lists[phrase.tokens[0]][0] for phrase in group]
             return arrays[0] if len(arrays) == 1 else np.unique(np.concatenate(arrays))
 
+        # The papers matching so far, and for one-word groups where each of them sits in that
+        # word's postings (None: the postings are the matches themselves), so that scoring looks
+        # up no word that the matching has looked up already.
         matched: np.ndarray | None = None
+        where: dict[str, np.ndarray | None] = {}
+
+        def keep(mask: np.ndarray) -> None:
+            nonlocal matched, where
+            assert matched is not None
+            matched = matched[mask]
+            where = {w: np.flatnonzero(mask) if at is None else at[mask] for w, at in where.items()}
+
         groups = sorted(plan.groups, key=lambda g: sum(lists[p.tokens[0]][0].size for p in g))
         for group in groups:
-            docs = union(group)
-            matched = docs if matched is None else matched[_contains(docs, matched)]
+            word = group[0].tokens[0]
+            if matched is None:
+                matched = union(group)
+                if len(group) == 1:
+                    where[word] = None
+            elif len(group) == 1 and word not in where:
+                at, present = _locate(lists[word][0], matched)
+                keep(present)
+                where[word] = at[present]
+            else:
+                keep(_contains(union(group), matched))
             if not matched.size:
                 return [], []
         assert matched is not None
         for phrase in plan.excluded:
-            matched = matched[~_contains(lists[phrase.tokens[0]][0], matched)]
+            keep(~_contains(lists[phrase.tokens[0]][0], matched))
         if not matched.size:
             return [], []
         norm = K1 * (1 - B + B * self.sizes[matched].astype(np.float64) / self.avgdl)
         scores = np.zeros(matched.size, dtype=np.float64)
         for phrase in plan.scored:  # FTS5's phrase order: the same sums, bit for bit
-            docs, freqs = lists[phrase.tokens[0]]
+            word = phrase.tokens[0]
+            docs, freqs = lists[word]
             weight = idf(self.snapshot.rows, int(docs.size))
-            if docs is matched:  # one word alone: every paper it occurs in
-                freq = freqs.astype(np.float64)
+            if word in where:
+                at = where[word]
+                freq = (freqs if at is None else freqs[at]).astype(np.float64)
             else:
                 freq = np.zeros(matched.size, dtype=np.float64)
-                if docs.size:
-                    where = np.minimum(np.searchsorted(docs, matched), docs.size - 1)
-                    present = docs[where] == matched
-                    freq[present] = freqs[where[present]]
+                at, present = _locate(docs, matched)
+                freq[present] = freqs[at[present]]
             scores += weight * ((freq * (K1 + 1.0)) / (freq + norm))
         wanted = offset + limit
         if wanted < scores.size:
@@ -228,12 +248,17 @@ def load_stems(folder: Path) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in path.read_text(encoding="utf-8").splitlines())
 
 
+def _locate(sorted_docs: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``docs``: a position in ``sorted_docs``, and whether it is there."""
+    if not sorted_docs.size:
+        return np.zeros(docs.size, dtype=np.intp), np.zeros(docs.size, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_docs, docs), sorted_docs.size - 1)
+    return at, sorted_docs[at] == docs
+
+
 def _contains(sorted_docs: np.ndarray, docs: np.ndarray) -> np.ndarray:
     """For each of ``docs``, whether it is in ``sorted_docs``."""
-    if not sorted_docs.size:
-        return np.zeros(docs.size, dtype=bool)
-    where = np.minimum(np.searchsorted(sorted_docs, docs), sorted_docs.size - 1)
-    return sorted_docs[where] == docs
+    return _locate(sorted_docs, docs)[1]
 
 
 # -- building (in a child process) --------------------------------------------------------------
