@@ -138,7 +138,9 @@ def ensure_postings(db: Path) -> None:
 
 
 def remove_postings(db: Path) -> None:
-    shutil.rmtree(f"{db}.postings", ignore_errors=True)
+    from bot.search.snapshots import folder_for
+
+    shutil.rmtree(folder_for(db), ignore_errors=True)
 
 
 class BotProcess:

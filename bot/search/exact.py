@@ -18,18 +18,28 @@ import importlib.util
 import logging
 import sqlite3
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.models import Paper
 from bot.search.bm25 import plan_phrases
 from bot.search.query import Query
+from bot.search.snapshots import (
+    SNAPSHOT_SQL,
+    Snapshot,
+    newest_saved,
+    saved_folder,
+    snapshot_of,
+)
 from bot.search.tokens import Fts5Tokenizer
 from bot.store.database import Database
 from bot.store.papers import paper_from_row
+from bot.store.readers import ReadPool
+
+if TYPE_CHECKING:
+    from bot.search.postings import Postings
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +77,7 @@ _SMALL_SECONDS = 30.0  # how long an out-of-range answer is trusted
 class _Stale:
     """The postings are missing or older than the store (``snapshot``)."""
 
-    snapshot: object
+    snapshot: Snapshot
 
 
 class ExactIndexes:
@@ -80,29 +90,24 @@ class ExactIndexes:
         *,
         max_papers: int,
         auto_build: bool = True,
-        # One thread: the work is mostly Python under the GIL, and a second thread only adds
-        # switching (bursts of 50: 120 vs 130-140 ms of CPU, p95 3.0-3.2x vs 3.0-3.5x the floor).
-        workers: int = 1,
     ) -> None:
         self.tokenizer = tokenizer
         self.settings = settings or ExactSettings()
         self.max_papers = max_papers  # from here on the tantivy path answers
         self.auto_build = auto_build
-        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postings")
-        self._loaded: dict[str, object] = {}  # database path -> Postings (as saved)
-        self._current: dict[str, object] = {}  # database path -> Postings with papers added
+        self._loaded: dict[str, Postings] = {}  # database path -> Postings (as saved)
+        self._current: dict[str, Postings] = {}  # database path -> Postings with papers added
         self._wanted: set[str] = set()  # database paths whose postings should be rebuilt
         self._busy: dict[str, asyncio.Task] = {}  # database path -> its load or build
         self._last_build: dict[str, float] = {}
         self._small: dict[str, float] = {}  # database path -> when last seen out of range
         self._children: set[asyncio.subprocess.Process] = set()
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._readers: dict[str, ReadPool] = {}  # database path -> its reader
         self._closed = False
 
     def close(self) -> None:
-        """Stop any build (its child process is killed) and the worker threads."""
+        """Stop any build (its child process is killed) and the reader threads; FTS5 answers
+        from then on."""
         self._closed = True
         for child in list(self._children):
             if child.returncode is None:
@@ -112,11 +117,9 @@ class ExactIndexes:
         self._busy.clear()
         self._loaded.clear()
         self._current.clear()
-        self._threads.shutdown(wait=True)
-        with self._lock:
-            for conn in self._opened:
-                conn.close()
-            self._opened.clear()
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
 
     # -- the query path -------------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ class ExactIndexes:
     ) -> ExactRanked | None:
         """Papers ``offset`` to ``offset + limit`` of FTS5's bm25 order, or None when FTS5 should
         answer (small or very large store, postings not current, words they cannot answer)."""
-        key = _key(db)
+        key = db.file_key
         if key is None or self._closed or not HAVE_NUMPY or offset > self.settings.max_offset:
             return None
         postings = self._loaded.get(key)
@@ -133,26 +136,29 @@ class ExactIndexes:
             return None
         if time.monotonic() - self._small.get(key, -1e9) < _SMALL_SECONDS:
             return None
-        found = await asyncio.get_running_loop().run_in_executor(
-            self._threads, self._answer, key, postings, query, limit, offset
-        )
+        found = await self._reader(key).run(self._answer, key, postings, query, limit, offset)
         if found is _OUT_OF_RANGE:  # a small store (the usual one): FTS5 is fast there
             self._small[key] = time.monotonic()
             return None
         if isinstance(found, _Stale):
-            self._refresh(db, key, found.snapshot)
+            self._start(db, key, found.snapshot)
             return None
         if key in self._wanted:  # many papers added since the build: a new one, meanwhile
             self._wanted.discard(key)
-            self._refresh(db, key, None)
+            self._start(db, key, None)
         return found
 
-    def _answer(self, key: str, postings, query: Query, limit: int, offset: int):
-        """In a worker thread, in one read transaction: check that the postings describe the
+    def _answer(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        postings: Postings | None,
+        query: Query,
+        limit: int,
+        offset: int,
+    ) -> object:  # ExactRanked, _Stale, _OUT_OF_RANGE, or None (words it cannot answer)
+        """In a reader thread, in one read transaction: check that the postings describe the
         store as it is, rank, and read the papers (nothing of it on the event loop)."""
-        from bot.search.postings import SNAPSHOT_SQL, Snapshot
-
-        conn = self._connection(key)
         conn.execute("BEGIN")
         try:
             snapshot = Snapshot.from_row(conn.execute(SNAPSHOT_SQL).fetchone())
@@ -186,7 +192,9 @@ class ExactIndexes:
             return None
         return ExactRanked([paper_from_row(by_id[paper_id]) for paper_id in ids], scores)
 
-    def _with_added(self, conn: sqlite3.Connection, base, snapshot):
+    def _with_added(
+        self, conn: sqlite3.Connection, base: Postings, snapshot: Snapshot
+    ) -> Postings | None:
         """``base`` and the papers added since, when adding is all that happened (the daily
         fetch): no row of ``base`` changed or went away, which the change log tells."""
         saved = base.snapshot
@@ -207,36 +215,26 @@ class ExactIndexes:
         ).fetchall()
         return base.with_added([tuple(row) for row in rows], snapshot, self.tokenizer)
 
-    def _connection(self, key: str) -> sqlite3.Connection:
-        """This worker thread's read-only connection to the database file ``key``."""
-        connections = getattr(self._local, "connections", None)
-        if connections is None:
-            connections = self._local.connections = {}
-        conn = connections.get(key)
-        if conn is None:
-            uri = f"{Path(key).as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
-            conn.isolation_level = None
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA query_only = ON")
-            connections[key] = conn
-            with self._lock:
-                self._opened.append(conn)
-        return conn
+    def _reader(self, key: str) -> ReadPool:
+        """The read-only connection these searches run on, in a thread of its own: one, as the
+        work is mostly Python under the GIL (the store's pool of 4 threads measured 150-160 ms
+        of CPU a burst of 50 against 110-130 ms with one)."""
+        reader = self._readers.get(key)
+        if reader is None:
+            reader = self._readers[key] = ReadPool(key, size=1)
+        return reader
 
     def prepare(self, db: Database) -> None:
         """Load (or build) the postings of ``db`` in the background, ahead of the first search."""
-        key = _key(db)
-        if key is not None and not self._closed and HAVE_NUMPY and self.auto_build:
-            self._start(db, key, None)
+        if db.file_key is not None and HAVE_NUMPY:
+            self._start(db, db.file_key, None)
 
     async def prepare_first(self, db: Database) -> None:
         """``prepare``, and wait for it (up to ``startup_wait_seconds``): loading saved postings
         takes a fraction of a second, and the first start after an import builds them before
         the bot takes commands, so that its first searches are already answered from them."""
         self.prepare(db)
-        key = _key(db)
-        task = self._busy.get(key) if key is not None else None
+        task = self._busy.get(db.file_key) if db.file_key is not None else None
         if task is None:
             return
         try:
@@ -250,7 +248,7 @@ class ExactIndexes:
 
     async def wait(self, db: Database) -> bool:
         """Wait for a load or build of ``db`` under way; whether postings are loaded then."""
-        key = _key(db)
+        key = db.file_key
         if key is None:
             return False
         task = self._busy.get(key)
@@ -260,39 +258,32 @@ class ExactIndexes:
 
     # -- loading and building -------------------------------------------------------------------
 
-    def _refresh(self, db: Database, key: str, snapshot) -> None:
-        if key in self._busy or not self.auto_build:
-            return
-        self._start(db, key, snapshot)
-
-    def _start(self, db: Database, key: str, snapshot) -> None:
-        if key in self._busy:
+    def _start(self, db: Database, key: str, snapshot: Snapshot | None) -> None:
+        """Load or build the postings of ``db`` (at ``snapshot``; None: as it is now)."""
+        if key in self._busy or self._closed or not self.auto_build:
             return
         task = asyncio.get_running_loop().create_task(self._load_or_build(db, key, snapshot))
         self._busy[key] = task
         task.add_done_callback(lambda _: self._busy.pop(key, None))
 
-    async def _load_or_build(self, db: Database, key: str, snapshot) -> None:
-        from bot.search import postings as module
-
+    async def _load_or_build(self, db: Database, key: str, snapshot: Snapshot | None) -> None:
         try:
             if snapshot is None:
-                snapshot = module.Snapshot.from_row(await db.read.fetchone(module.SNAPSHOT_SQL))
+                snapshot = Snapshot.from_row(await db.read.fetchone(SNAPSHOT_SQL))
                 if not self.settings.min_papers <= snapshot.rows < self.max_papers:
                     return
-            uid_row = await db.read.fetchone("SELECT value FROM search_meta WHERE key = 'uid'")
-            if uid_row is None:
+            row = await db.read.fetchone("SELECT value FROM search_meta WHERE key = 'uid'")
+            if row is None:
                 return
-            saved = module.folder_for(db.path) / f"{uid_row[0]}-{snapshot.name}"
-            if not saved.is_dir():
-                # Postings of an earlier state still answer when papers were only added since.
-                earlier = module.newest_saved(module.folder_for(db.path), str(uid_row[0]))
-                loaded_now = self._loaded.get(key)
-                if earlier is not None and (
-                    loaded_now is None or loaded_now.snapshot != module.snapshot_of(earlier)
-                ):
-                    saved = earlier
-            if not saved.is_dir():
+            uid = str(row[0])
+            saved = saved_folder(db.path, uid, snapshot)
+            earlier = None if saved.is_dir() else newest_saved(saved.parent, uid)
+            loaded_now = self._loaded.get(key)
+            if earlier is not None and (
+                loaded_now is None or loaded_now.snapshot != snapshot_of(earlier)
+            ):
+                saved = earlier  # an earlier state still answers when papers were only added
+            elif not saved.is_dir():
                 since = time.monotonic() - self._last_build.get(key, -1e9)
                 if since < self.settings.rebuild_seconds:
                     return
@@ -302,12 +293,11 @@ class ExactIndexes:
                     db.path,
                     snapshot.rows,
                 )
-                saved = await self._build(db.path)
-                if saved is None:
+                built = await self._build(db.path)
+                if built is None:
                     return
-            loaded = await asyncio.get_running_loop().run_in_executor(
-                self._threads, self._load, saved
-            )
+                saved = built
+            loaded = await asyncio.to_thread(self._load, saved)
             if not self._closed:
                 self._loaded[key] = loaded
                 self._current.pop(key, None)
@@ -322,9 +312,11 @@ class ExactIndexes:
         except Exception as exc:  # postings are a cache: FTS5 answers without them
             log.warning("search postings for %s unavailable (%s); FTS5 answers", db.path, exc)
 
-    def _load(self, folder: Path):
-        loaded = module_postings().Postings.load(folder)
-        self.tokenizer.preload(module_postings().load_stems(folder))
+    def _load(self, folder: Path) -> Postings:
+        from bot.search.postings import Postings, load_stems  # numpy, only once there are some
+
+        loaded = Postings.load(folder)
+        self.tokenizer.preload(load_stems(folder))
         return loaded
 
     async def _build(self, path: str | Path) -> Path | None:
@@ -354,24 +346,3 @@ class ExactIndexes:
             return None
         log.info("search postings for %s built in %.1f s", path, time.monotonic() - started)
         return Path(out.decode().strip())
-
-
-def module_postings():
-    """``bot.search.postings``, imported on first use (it needs numpy)."""
-    from bot.search import postings
-
-    return postings
-
-
-_KEYS: dict[str, str] = {}
-
-
-def _key(db: Database) -> str | None:
-    """The database file's resolved path (None for an in-memory database)."""
-    path = str(db.path)
-    if path in ("", ":memory:"):
-        return None
-    key = _KEYS.get(path)
-    if key is None:
-        key = _KEYS[path] = str(Path(path).resolve())
-    return key

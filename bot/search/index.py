@@ -592,7 +592,6 @@ class Indexes:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="search-index")
         self._indexes: dict[str, SearchIndex] = {}
         self._small: dict[str, float] = {}  # database path -> when last seen below min_papers
-        self._keys: dict[str, str] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -612,13 +611,7 @@ class Indexes:
 
     def _key(self, db: Database) -> str | None:
         """The database file's resolved path (None for an in-memory database)."""
-        path = str(db.path)
-        if path in ("", ":memory:"):
-            return None
-        key = self._keys.get(path)
-        if key is None:
-            key = self._keys[path] = str(Path(path).resolve())
-        return key
+        return db.file_key
 
     def _new_index(self, db: Database) -> SearchIndex:
         return SearchIndex(db.path, self.tokenizer, self.settings)

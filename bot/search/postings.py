@@ -26,13 +26,21 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 from bot.search.bm25 import COLUMNS, K1, WEIGHTS, B, IndexStats, PhrasePlan, idf
+from bot.search.snapshots import (
+    SNAPSHOT_SQL,
+    Snapshot,
+    folder_for,
+    read_uid,
+    remove_others,
+    saved_folder,
+    snapshot_of,
+)
 from bot.search.tokens import Fts5Tokenizer
 
 _ASCII_WORD = re.compile(r"[a-z0-9]+")  # unicode61's tokens in ASCII text (bot.search.tokens)
@@ -42,38 +50,6 @@ _BATCH = 2000
 _INT_WEIGHTS = tuple(int(weight) for weight in WEIGHTS)
 assert _INT_WEIGHTS == WEIGHTS, "weighted frequencies are stored as integers"
 
-# What identifies a snapshot of the store: max paper id, the change log's last sequence number
-# (sqlite_sequence: it never goes back, even when the log is pruned) and the FTS5 averages
-# record (rows and tokens), all read in one transaction.
-SNAPSHOT_SQL = (
-    "SELECT (SELECT coalesce(max(id), 0) FROM papers), "
-    "(SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'search_index_log'), "
-    "(SELECT block FROM papers_fts_data WHERE id = 1)"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One state of the store's searchable text."""
-
-    max_id: int
-    log_seq: int
-    rows: int  # FTS5's N
-    tokens: int  # FTS5's total token count (all columns)
-
-    @classmethod
-    def from_row(cls, row) -> Snapshot:
-        stats = IndexStats.from_record(row[2])
-        return cls(int(row[0]), int(row[1]), stats.rows, stats.tokens)
-
-    @property
-    def name(self) -> str:
-        return f"{self.max_id}-{self.log_seq}-{self.rows}-{self.tokens}"
-
-
-def folder_for(db_path: str | Path) -> Path:
-    return Path(f"{db_path}.postings")
-
 
 class Postings:
     """The postings of one snapshot, read-only (safe to share between threads)."""
@@ -81,7 +57,6 @@ class Postings:
     def __init__(
         self,
         snapshot: Snapshot,
-        uid: str,
         terms: dict[str, int],
         offsets: np.ndarray,
         docs: np.ndarray,
@@ -89,7 +64,6 @@ class Postings:
         sizes: np.ndarray,
     ) -> None:
         self.snapshot = snapshot
-        self.uid = uid
         self.terms = terms
         self.offsets = offsets
         self.docs = docs
@@ -117,7 +91,7 @@ class Postings:
         totals = (self.snapshot.rows + collector.rows, self.snapshot.tokens + collector.tokens)
         if totals != (snapshot.rows, snapshot.tokens):
             return None
-        view = Postings(snapshot, self.uid, self.terms, self.offsets, self.docs, self.freqs, sizes)
+        view = Postings(snapshot, self.terms, self.offsets, self.docs, self.freqs, sizes)
         view.added_papers = collector.rows
         if collector.parts[0]:
             words, docs, freqs = collector.by_word()
@@ -232,12 +206,7 @@ class Postings:
         }
         if len(arrays["offsets"]) != len(names) + 1:
             raise ValueError(f"{folder}: terms and offsets disagree")
-        return cls(
-            Snapshot(**meta["snapshot"]),
-            meta["uid"],
-            dict(zip(names, range(len(names)), strict=True)),
-            **arrays,
-        )
+        return cls(snapshot_of(folder), dict(zip(names, range(len(names)), strict=True)), **arrays)
 
 
 def load_stems(folder: Path) -> dict[str, str]:
@@ -264,11 +233,6 @@ def _contains(sorted_docs: np.ndarray, docs: np.ndarray) -> np.ndarray:
 # -- building (in a child process) --------------------------------------------------------------
 
 
-def read_uid(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT value FROM search_meta WHERE key = 'uid'").fetchone()
-    return None if row is None else str(row[0])
-
-
 def build(db_path: str, *, nice: int = 10) -> str:
     """Build the postings of the store's current snapshot into ``<db>.postings/``; returns the
     new folder. Meant for a child process (``nice`` lowers its priority below the bot's)."""
@@ -284,7 +248,7 @@ def build(db_path: str, *, nice: int = 10) -> str:
         uid = read_uid(conn)
         if uid is None:
             raise RuntimeError(f"{db_path} has no search_meta uid (migration 005)")
-        target = root / f"{uid}-{snapshot.name}"
+        target = saved_folder(db_path, uid, snapshot)
         if target.is_dir():  # built already (by another process)
             return str(target)
         collected = _collect(conn, snapshot.max_id)
@@ -306,17 +270,7 @@ def build(db_path: str, *, nice: int = 10) -> str:
     )
     for name, values in (("offsets", offsets), ("docs", docs), ("freqs", freqs), ("sizes", sizes)):
         np.save(temporary / f"{name}.npy", values)
-    meta = {
-        "format": FORMAT,
-        "uid": uid,
-        "snapshot": {
-            "max_id": snapshot.max_id,
-            "log_seq": snapshot.log_seq,
-            "rows": snapshot.rows,
-            "tokens": snapshot.tokens,
-        },
-        "seconds": round(time.monotonic() - started, 2),
-    }
+    meta = {"format": FORMAT, "uid": uid, "seconds": round(time.monotonic() - started, 2)}
     (temporary / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     try:
         os.replace(temporary, target)
@@ -326,57 +280,6 @@ def build(db_path: str, *, nice: int = 10) -> str:
         shutil.rmtree(temporary, ignore_errors=True)
     remove_others(root, keep=target.name)
     return str(target)
-
-
-def snapshot_of(folder: Path) -> Snapshot:
-    """The snapshot a saved folder (``<uid>-<max id>-<log seq>-<rows>-<tokens>``) describes."""
-    max_id, log_seq, rows, tokens = (int(part) for part in folder.name.split("-")[-4:])
-    return Snapshot(max_id, log_seq, rows, tokens)
-
-
-def newest_saved(root: Path, uid: str) -> Path | None:
-    """The newest saved postings of the database ``uid``, if any."""
-    found: list[tuple[tuple[int, int], Path]] = []
-    if root.is_dir():
-        for entry in root.iterdir():
-            if entry.is_dir() and entry.name.startswith(f"{uid}-"):
-                try:
-                    snapshot = snapshot_of(entry)
-                except ValueError:
-                    continue
-                found.append(((snapshot.max_id, snapshot.log_seq), entry))
-    return max(found)[1] if found else None
-
-
-def remove_others(root: Path, keep: str) -> None:
-    """Delete older snapshots and abandoned builds (another process's build in progress, or a
-    newer snapshot it published, stay); a failure to delete is not an error."""
-    kept = snapshot_of(root / keep)
-    for entry in root.iterdir():
-        if entry.name == keep or not entry.is_dir():
-            continue
-        if entry.name.startswith(".building-"):
-            pid = entry.name.removeprefix(".building-")
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-                continue
-        else:
-            try:
-                other = snapshot_of(entry)
-            except ValueError:
-                continue  # not ours
-            if (other.max_id, other.log_seq) > (kept.max_id, kept.log_seq):
-                continue
-        shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _Collector:

@@ -25,6 +25,9 @@ class Database:
     ) -> None:
         self.conn = conn
         self.path = Path(path)
+        # The resolved file path, or None in memory: what the search caches beside the file
+        # (its index and postings) are kept under.
+        self.file_key = None if str(path) in ("", ":memory:") else str(self.path.resolve())
         self._write_lock = asyncio.Lock()
         self._readers = readers
         # Bumped after every committed write transaction, so that caches of reads (e.g.

@@ -20,7 +20,8 @@ _PAPER_COLUMNS = (
     " bullets_source, tags, tags_source, keywords, github_urls, hf_urls, project_url, comment,"
     " upvotes, github_stars, authors_text, summary_text, tags_text"
 )
-_PLACEHOLDERS = ", ".join("?" * len(_PAPER_COLUMNS.split(",")))
+_COLUMN_NAMES = tuple(name.strip() for name in _PAPER_COLUMNS.split(","))
+_PLACEHOLDERS = ", ".join("?" * len(_COLUMN_NAMES))
 _FTS_COLUMNS = "title, authors_text, summary_text, abstract, tags_text"
 
 
@@ -101,30 +102,11 @@ def prepare_row(entry: Entry) -> PreparedRow:
 
 def _paper_from_values(values: Sequence) -> Paper:
     """The Paper of a :func:`_row_values` tuple (its inverse)."""
-    return Paper(
-        arxiv_id=values[0],
-        title=values[2],
-        authors=_load(values[3]),
-        abstract=values[4],
-        version=values[1],
-        published=date.fromisoformat(values[5]) if values[5] else None,
-        categories=_load(values[7]),
-        bullets=_load(values[8]),
-        bullets_source=SummarySource(values[9]),
-        tags=_load(values[10]),
-        tags_source=SummarySource(values[11]),
-        keywords=_load(values[12]),
-        github_urls=_load(values[13]),
-        hf_urls=_load(values[14]),
-        project_url=values[15],
-        comment=values[16],
-        upvotes=values[17],
-        github_stars=values[18],
-    )
+    return paper_from_row(dict(zip(_COLUMN_NAMES, values, strict=True)))
 
 
-def paper_from_row(row: aiosqlite.Row) -> Paper:
-    """Build a Paper from a ``papers`` row."""
+def paper_from_row(row: aiosqlite.Row | dict) -> Paper:
+    """Build a Paper from a ``papers`` row (or a dict of its columns)."""
     return Paper(
         arxiv_id=row["arxiv_id"],
         title=row["title"],
@@ -242,7 +224,7 @@ async def insert_prepared(
     """
     result = UpsertResult() if result is None else result
     ids = [values[0] for values, _ in rows]
-    if len(set(ids)) < len(ids) or await _any_stored(conn, ids):
+    if len(set(ids)) < len(ids) or await _existing(conn, ids):
         entries = [Entry(_paper_from_values(values), listing) for values, listing in rows]
         return await upsert_batch(conn, entries, result)
     if not rows:
@@ -296,18 +278,6 @@ async def bulk_indexing(conn: aiosqlite.Connection) -> AsyncIterator[None]:
         )
 
 
-async def _any_stored(conn: aiosqlite.Connection, ids: Sequence[str]) -> bool:
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        async with conn.execute(
-            f"SELECT 1 FROM papers WHERE arxiv_id IN ({marks}) LIMIT 1", chunk
-        ) as cursor:
-            if await cursor.fetchone() is not None:
-                return True
-    return False
-
-
 async def _insert_new(conn: aiosqlite.Connection, rows: list[tuple], max_id_before: int) -> None:
     """Insert new papers' rows, index them and file their tags."""
     await conn.executemany(f"INSERT INTO papers ({_PAPER_COLUMNS}) VALUES ({_PLACEHOLDERS})", rows)
@@ -351,7 +321,7 @@ async def _update_paper(
             ),
         )
     values = _row_values(merged, sort_date)
-    assignments = ", ".join(f"{name.strip()} = ?" for name in _PAPER_COLUMNS.split(",")[1:])
+    assignments = ", ".join(f"{name} = ?" for name in _COLUMN_NAMES[1:])
     await conn.execute(
         f"UPDATE papers SET {assignments}, "
         "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?",

@@ -15,8 +15,12 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # Threads: more than the cores, so that a slow read (a common word's bm25 over tens of
 # thousands of rows) does not hold up the rest (3 measured slower than 4 on 2 cores).
@@ -82,6 +86,15 @@ class ReadPool:
     async def fetchone(self, sql: str, params: tuple | list = ()) -> sqlite3.Row | None:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._fetchone, sql, params)
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(connection, *args)`` in a reader thread, on that thread's connection: for
+        work that needs several statements in one read transaction, or Python work beside them
+        that should stay off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, lambda: function(self._connection(), *args)
+        )
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

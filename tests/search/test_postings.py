@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.models import Entry, Paper
-from bot.search import postings
+from bot.search import postings, snapshots
 from bot.search.bm25 import BM25, docsize, plan_phrases
 from bot.search.engine import SearchEngine
 from bot.search.exact import ExactSettings
@@ -215,7 +215,7 @@ async def test_an_edit_hands_searches_to_fts5_until_the_rebuild(store):
         assert [hit.paper.arxiv_id for hit in result.hits] == [saved]
         assert await engine.exact.wait(store)  # the rebuild the stale search started
         await assert_answers_as_fts5(engine, store, ["zyzzyva", "renamed", "model"])
-        folders = [p for p in postings.folder_for(store.path).iterdir() if p.is_dir()]
+        folders = [p for p in snapshots.folder_for(store.path).iterdir() if p.is_dir()]
         assert len(folders) == 1  # older snapshots are removed
 
 
@@ -240,7 +240,7 @@ async def test_saved_postings_are_loaded_by_the_next_engine(store):
     with SearchEngine(exact=EXACT) as first:
         first.prepare(store)
         assert await first.exact.wait(store)
-    saved = next(postings.folder_for(store.path).iterdir())
+    saved = next(snapshots.folder_for(store.path).iterdir())
     stamp = saved.stat().st_mtime_ns
     with SearchEngine(exact=EXACT) as second:
         second.prepare(store)
@@ -250,7 +250,7 @@ async def test_saved_postings_are_loaded_by_the_next_engine(store):
 
 
 async def test_a_failed_build_logs_one_line_and_fts5_answers(store, caplog):
-    postings.folder_for(store.path).write_text("not a folder")
+    snapshots.folder_for(store.path).write_text("not a folder")
     with SearchEngine(exact=EXACT) as engine, caplog.at_level(logging.INFO):
         engine.prepare(store)
         assert not await engine.exact.wait(store)
@@ -270,7 +270,7 @@ async def test_small_stores_and_one_shot_engines_build_nothing(store):
         one_shot.prepare(store)
         await one_shot.search(store, "model")
         assert not await one_shot.exact.wait(store)
-    assert not postings.folder_for(store.path).exists()
+    assert not snapshots.folder_for(store.path).exists()
 
 
 async def test_closing_stops_a_build_in_progress(store):
@@ -286,14 +286,14 @@ async def test_a_restart_after_papers_were_added_uses_the_saved_postings(store):
     with SearchEngine(exact=EXACT) as first:
         first.prepare(store)
         assert await first.exact.wait(store)
-    saved = next(postings.folder_for(store.path).iterdir())
+    saved = next(snapshots.folder_for(store.path).iterdir())
     await upsert_entries(store, [entry("2503.00009", "zyzzyva model", "robot")])
     with SearchEngine(exact=EXACT) as second:
         second.prepare(store)
         assert await second.exact.wait(store)
         await assert_answers_as_fts5(second, store, ["zyzzyva", "model robot"])
         assert not second.exact._busy
-    assert [p.name for p in postings.folder_for(store.path).iterdir()] == [saved.name]
+    assert [p.name for p in snapshots.folder_for(store.path).iterdir()] == [saved.name]
 
 
 async def test_the_bots_start_waits_for_a_first_build_and_no_longer(store, caplog):
@@ -301,7 +301,7 @@ async def test_the_bots_start_waits_for_a_first_build_and_no_longer(store, caplo
         await engine.prepare_first(store)  # no postings yet: built before it returns
         assert await engine.exact.ranked(store, parse_query("model"), 5, 0) is not None
     impatient = replace(EXACT, startup_wait_seconds=0.0)
-    shutil.rmtree(postings.folder_for(store.path))
+    shutil.rmtree(snapshots.folder_for(store.path))
     with SearchEngine(exact=impatient) as engine, caplog.at_level(logging.WARNING):
         await engine.prepare_first(store)
         assert "not ready after 0 s" in caplog.text
@@ -309,7 +309,7 @@ async def test_the_bots_start_waits_for_a_first_build_and_no_longer(store, caplo
 
 
 async def test_a_build_leaves_other_processes_builds_and_newer_postings_alone(store):
-    root = postings.folder_for(store.path)
+    root = snapshots.folder_for(store.path)
     root.mkdir()
     running = root / f".building-{os.getppid()}"  # a live process that is not this one
     abandoned = root / ".building-999999999"
