@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 import string
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import NamedTuple
 
 from bot.labels import (
@@ -360,11 +360,12 @@ def _fold(text: str) -> str:
     return text.lower().replace("-", " ")
 
 
-def _fold_words(folded: str) -> set[str]:
-    """The words of a fold: its longest runs of ASCII lowercase letters and digits."""
+def _fold_words(folded: str, vocabulary: frozenset[str]) -> set[str]:
+    """The words of a fold (its longest runs of ASCII lowercase letters and digits) that are in
+    ``vocabulary``: a set of the few words the rules name is built faster than one of all."""
     if folded.isascii():  # the same, faster
-        return set(folded.translate(_NOT_WORD).split())
-    return set(_WORD_RE.findall(folded))
+        return vocabulary.intersection(folded.translate(_NOT_WORD).split())
+    return vocabulary.intersection(_WORD_RE.findall(folded))
 
 
 def _atom_end(pattern: str, start: int) -> int:
@@ -438,7 +439,7 @@ class _Text:
     def __init__(self, raw: str) -> None:
         self.raw = raw
         self.folded = _fold(raw)
-        self.words = _fold_words(self.folded)
+        self.words = _fold_words(self.folded, _VOCABULARY)  # all that any rule asks about
         self._marked: str | None = None  # raw with each separator replaced by "\0"
 
     def marked(self) -> str:
@@ -530,6 +531,10 @@ def _index_needs() -> tuple[dict[str, list[_Trigger]], tuple[_Trigger, ...]]:
 
 _NEEDS_BY_WORD, _NEEDS_BY_RUN = _index_needs()
 _TRIGGER_WORDS: frozenset[str] = frozenset(_NEEDS_BY_WORD)
+# Every whole word a pattern needs: the only words of a text that matter (see _Text.words).
+_VOCABULARY: frozenset[str] = frozenset(
+    word for _, matcher in _MATCHERS for need in matcher.needs for word in need.words
+)
 
 
 def _group_runs(exact: bool) -> tuple[tuple[str, tuple[_Trigger, ...]], ...]:
@@ -570,14 +575,22 @@ def _rule_score(
     segments = matcher.segments(text, needs)
     if not segments:
         return 0.0
-    hits = [0, 0, 0]
-    findall, raw = matcher.regex.findall, text.raw
+    # Only the first hit in the title and in the keywords counts, and the first 3 in the
+    # abstract: a part's segments are searched until its cap is reached, not counted out.
+    title = keywords = abstract = 0
+    search, finditer, raw = matcher.regex.search, matcher.regex.finditer, text.raw
+    keywords_start, abstract_start = starts[1], starts[2]
     for start, end in segments:
-        hits[bisect_right(starts, start) - 1] += len(findall(raw, start, end))
-    title, keywords, abstract = hits
-    score = _TITLE_WEIGHT * min(title, 1)
-    score += _KEYWORDS_WEIGHT * min(keywords, 1)
-    score += min(abstract, _ABSTRACT_MAX_HITS)
+        if start >= abstract_start:
+            if abstract < _ABSTRACT_MAX_HITS:
+                for _ in islice(finditer(raw, start, end), _ABSTRACT_MAX_HITS - abstract):
+                    abstract += 1
+        elif start >= keywords_start:
+            if not keywords and search(raw, start, end):
+                keywords = 1
+        elif not title and search(raw, start, end):
+            title = 1
+    score = _TITLE_WEIGHT * title + _KEYWORDS_WEIGHT * keywords + abstract
     return score * rule.weight
 
 

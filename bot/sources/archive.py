@@ -25,6 +25,7 @@ from bot.sources.ingest import ingest_prepared, ingest_stream
 from bot.sources.ingest_pool import PreparedChunks, use_pool
 from bot.sources.markdown import SOURCE as DIGEST_SOURCE
 from bot.sources.markdown import render_markdown_day
+from bot.store.connection import direct_writes
 from bot.store.database import Database
 from bot.store.digests import digest_days, digest_rows, record_digest_days
 from bot.store.papers import PreparedRow, listed_days, papers_for_day
@@ -109,7 +110,7 @@ async def import_files(
     failed = [item for item, _ in loaded if item.error is not None]
     if failed and not keep_going:
         raise _nothing_imported(failed, len(names))
-    async with db.transaction() as conn:
+    async with direct_writes(db.conn), db.transaction() as conn:
         for item, content in loaded:
             if item.error is None:
                 await _store_one(conn, item, content, keep_going=keep_going, total=len(names))

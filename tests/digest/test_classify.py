@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from bot.digest.classify import (
     _MATCHERS,
+    _VOCABULARY,
     CATEGORY_LABELS,
     GROUPS,
     KEYWORD_RULES,
@@ -252,10 +253,17 @@ def test_literal_runs_and_their_whole_words() -> None:
     assert _whole_words(" reasoning", False, True) == ["reasoning"]
 
 
-@given(st.text(alphabet=string.printable))
-def test_words_of_an_ascii_fold_are_its_runs_of_letters_and_digits(text: str) -> None:
+@given(
+    st.text(alphabet=string.printable + "éıK"),
+    st.frozensets(st.text(alphabet="abx01", min_size=1, max_size=3)),
+)
+def test_words_of_a_fold_are_its_runs_of_letters_and_digits_in_the_vocabulary(
+    text: str, vocabulary: frozenset[str]
+) -> None:
     folded = _fold(text)
-    assert _fold_words(folded) == set(re.findall("[a-z0-9]+", folded))
+    words = set(re.findall("[a-z0-9]+", folded))
+    assert _fold_words(folded, vocabulary) == words & vocabulary
+    assert _fold_words(folded, _VOCABULARY) == words & _VOCABULARY
 
 
 def _mangle(text: str, rnd: random.Random) -> str:
