@@ -246,11 +246,11 @@ def _backup_entries(record: dict[str, Any]) -> list[Entry]:
 def _corpus_entries(record: dict[str, Any]) -> list[Entry]:
     arxiv_id, version = _arxiv_id(record.get("id"), "id")
     title = record.get("title")
-    if not isinstance(title, str) or not clean_text(title):
+    if not isinstance(title, str) or not (title := clean_text(title)):
         raise InputError(f"paper {arxiv_id} has no 'title'")
     values: dict[str, Any] = {
         "arxiv_id": arxiv_id,
-        "title": clean_text(title),
+        "title": title,
         "authors": _str_list(record.get("authors"), "authors"),
         "abstract": clean_text(_optional_str(record.get("abstract"), "abstract") or ""),
         "version": version,

@@ -33,12 +33,16 @@ _MOJIBAKE_HINT_RE = re.compile("[\u00c2-\u00f4\ufffd]")
 
 def collapse_ws(text: str) -> str:
     """Turn every run of whitespace (line breaks included) into one space and strip the ends."""
+    # Every whitespace character but the space is unprintable (str.isprintable): printable
+    # text with single spaces inside and none at the ends comes back as it is (most abstracts).
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
     return " ".join(text.split())
 
 
 def fix_mojibake(text: str) -> str:
     """Repair UTF-8-read-as-Latin-1 damage (``TransformerÂ²`` → ``Transformer²``)."""
-    if not _MOJIBAKE_HINT_RE.search(text):
+    if text.isascii() or not _MOJIBAKE_HINT_RE.search(text):  # isascii: one quick look
         return text
     return ftfy.fix_text(text, _FTFY_CONFIG)
 
@@ -50,9 +54,10 @@ def clean_text(text: str) -> str:
 
 def clean_texts(items: list[str]) -> list[str]:
     """:func:`clean_text` of each item; one look for mojibake covers them all (author lists)."""
-    if _MOJIBAKE_HINT_RE.search("".join(items)):  # a hint is one character: none is hidden
+    joined = "".join(items)
+    if not joined.isascii() and _MOJIBAKE_HINT_RE.search(joined):  # a hint is one character
         return [clean_text(item) for item in items]
-    return [" ".join(item.split()) for item in items]
+    return [collapse_ws(item) for item in items]
 
 
 # Words after which a full stop does not end a sentence.
