@@ -553,10 +553,13 @@ _RUNS_EXACT, _RUNS_FOLDED = _group_runs(True), _group_runs(False)
 def _candidates(text: _Text) -> list[tuple[int, list[_Need]]]:
     """The matchers whose patterns ``text`` could meet, in rule order, with those needs."""
     found: dict[int, list[_Need]] = {}
-    for word in text.words & _TRIGGER_WORDS:
+    have, raw, folded = text.words, text.raw, text.folded
+    for word in have & _TRIGGER_WORDS:
         for index, need in _NEEDS_BY_WORD[word]:
-            found.setdefault(index, []).append(need)
-    for haystack, runs in ((text.raw, _RUNS_EXACT), (text.folded, _RUNS_FOLDED)):
+            # Most needs filed under a common word ("video") want a phrase that is not there.
+            if need.words <= have and need.first in (raw if need.exact else folded):
+                found.setdefault(index, []).append(need)
+    for haystack, runs in ((raw, _RUNS_EXACT), (folded, _RUNS_FOLDED)):
         for run, triggers in runs:
             if run in haystack:
                 for index, need in triggers:
