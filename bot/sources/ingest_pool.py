@@ -1,13 +1,15 @@
-"""Reading, parsing and deriving a large JSON Lines file in worker processes.
+"""Parsing and deriving a large JSON Lines file in worker processes.
 
 SQLite stores in one process; parsing lines and deriving summaries and tags is Python work that
-would take the same core. So each worker process reads the whole file but parses and derives
-(:func:`bot.sources.ingest.prepare`) only its share of the chunks (chunk ``i`` goes to worker
-``i % N``), down to the rows a new paper is inserted as (:func:`bot.store.papers.prepare_row`:
-the importer only executes them), and puts them on its own bounded queue. The importer takes
-chunk ``i`` from worker ``i % N``: rows arrive in file order, and the first error in file order
-is the one reported, with the message a sequential read gives. At most :data:`QUEUE_CHUNKS`
-chunks wait per worker, so memory stays flat however large the file.
+would take the same core. So the importing process reads the file once, in a thread, and hands
+chunk ``i`` of its lines to worker ``i % N`` (on a bounded queue per worker), which parses and
+derives it (:func:`bot.sources.ingest.prepare`) down to the rows a new paper is inserted as
+(:func:`bot.store.papers.prepare_row`: the importer only executes them) and puts them on its
+own bounded queue. The importer takes chunk ``i`` from worker ``i % N``: rows arrive in file
+order, and the first error in file order is the one reported, with the message a sequential
+read gives. At most :data:`QUEUE_CHUNKS` chunks wait per worker each way, so memory stays flat
+however large the file. (Each worker reading the whole file itself, as it once did, decompressed
+and split every line N times.)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import fields
 from multiprocessing.process import BaseProcess
@@ -71,16 +74,14 @@ def use_pool(path: Path) -> bool:
     return size >= MIN_POOL_BYTES and worker_count() > 1
 
 
-def _work(path: str, index: int, workers: int, lines: int, out: multiprocessing.Queue) -> None:
-    """A worker's loop: prepare every ``workers``-th chunk of ``lines``, from the ``index``-th."""
-    label = file_label(path)
+def _work(label: str, inbox: multiprocessing.Queue, out: multiprocessing.Queue) -> None:
+    """A worker's loop: prepare each chunk of lines from ``inbox`` until None comes."""
     try:
-        for number, chunk in enumerate(iter_line_chunks(path, lines)):
-            if number % workers == index:
-                skipped: list[int] = []
-                entries = prepare(entries_of_chunk(chunk, label, skipped))
-                rows = [_pack(prepare_row(entry)) for entry in entries]
-                out.put((_CHUNK, rows, skipped))
+        while (chunk := inbox.get()) is not None:
+            first, lines = chunk
+            skipped: list[int] = []
+            entries = prepare(entries_of_chunk(first, lines, label, skipped))
+            out.put((_CHUNK, [_pack(prepare_row(entry)) for entry in entries], skipped))
         out.put((_END, None, None))
     except InputError as exc:
         out.put((_ERROR, str(exc), None))
@@ -93,49 +94,80 @@ def _work(path: str, index: int, workers: int, lines: int, out: multiprocessing.
 class PreparedChunks:
     """The prepared rows of one JSON Lines file, chunk by chunk, from worker processes.
 
-    Use as a context manager (leaving it stops the workers). :meth:`next_chunk` may be called
-    from another thread than the one that leaves the context.
+    Use as a context manager (leaving it stops the reader and the workers). :meth:`next_chunk`
+    may be called from another thread than the one that leaves the context.
     """
 
     def __init__(self, path: Path, workers: int | None = None) -> None:
         self.path = path
         self.workers = workers or worker_count()
         self._context = multiprocessing.get_context("spawn")  # the importer runs threads
+        self._inboxes: list[Any] = []
         self._queues: list[Any] = []
         self._processes: list[BaseProcess] = []
+        self._reader: threading.Thread | None = None
+        self._read_error: PaperbotError | None = None  # set before the workers are told to end
         self._next = 0
         self._closed = False
         self._skipped = 0
         self._first_skipped = 0
 
     def __enter__(self) -> PreparedChunks:
+        label = file_label(self.path)
         for index in range(self.workers):
-            out = self._context.Queue(QUEUE_CHUNKS)
+            inbox, out = self._context.Queue(QUEUE_CHUNKS), self._context.Queue(QUEUE_CHUNKS)
             process = self._context.Process(
-                target=_work,
-                args=(str(self.path), index, self.workers, CHUNK_LINES, out),
-                name=f"paperbot-import-{index}",
-                daemon=True,
+                target=_work, args=(label, inbox, out), name=f"paperbot-import-{index}", daemon=True
             )
             process.start()
+            self._inboxes.append(inbox)
             self._queues.append(out)
             self._processes.append(process)
+        self._reader = threading.Thread(target=self._read, name="paperbot-import-read", daemon=True)
+        self._reader.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _read(self) -> None:
+        """The reader thread: the file's chunks of lines to the workers in turn, then None."""
+        try:
+            for number, chunk in enumerate(iter_line_chunks(self.path, CHUNK_LINES)):
+                if not self._hand(number % self.workers, chunk):
+                    return
+        except InputError as exc:  # unreadable: reported after the chunks read before it
+            self._read_error = exc
+        except Exception as exc:  # a bug: the importer raises it in file order
+            self._read_error = PaperbotError(
+                f"{self.path}: import reader failed ({type(exc).__name__}: {exc})"
+            )
+        for index in range(self.workers):
+            self._hand(index, None)
+
+    def _hand(self, worker: int, chunk: tuple[int, list[str]] | None) -> bool:
+        """Put ``chunk`` in the worker's inbox once there is room; False once closed."""
+        while not self._closed:
+            try:
+                self._inboxes[worker].put(chunk, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def close(self) -> None:
-        """Stop the workers (those still working are terminated)."""
+        """Stop the reader and the workers (those still working are terminated)."""
         self._closed = True
+        if self._reader is not None:
+            self._reader.join()
         for process in self._processes:
             process.join(timeout=0 if process.exitcode is None else None)
             if process.is_alive():
                 process.terminate()
                 process.join()
-        for out in self._queues:
-            out.close()
-            out.cancel_join_thread()
+        for channel in (*self._inboxes, *self._queues):
+            channel.close()
+            channel.cancel_join_thread()
 
     def __iter__(self) -> Iterator[list[PreparedRow]]:
         while (chunk := self.next_chunk()) is not None:
@@ -150,6 +182,8 @@ class PreparedChunks:
         worker = self._next % self.workers
         kind, payload, skipped = self._get(worker)
         if kind == _END:
+            if self._read_error is not None:
+                raise self._read_error
             if self._skipped:
                 log_skipped(file_label(self.path), self._skipped, self._first_skipped)
             return None

@@ -383,35 +383,34 @@ def iter_jsonl_file(path: str | Path, *, strict: bool = False) -> Iterator[Entry
             raise _unreadable(label, exc) from exc
 
 
-def iter_line_chunks(path: str | Path, size: int) -> Iterator[list[tuple[int, str]]]:
-    """A JSON Lines file's lines, numbered from 1, ``size`` at a time, for
-    :func:`entries_of_chunk`. A read error comes after the lines read before it, where
-    :func:`iter_jsonl_file` raises it."""
+def iter_line_chunks(path: str | Path, size: int) -> Iterator[tuple[int, list[str]]]:
+    """A JSON Lines file's lines ``size`` at a time, each chunk with the number of its first
+    line (from 1), for :func:`entries_of_chunk`. A read error comes after the lines read
+    before it, where :func:`iter_jsonl_file` raises it."""
     path = Path(path)
-    chunk: list[tuple[int, str]] = []
+    chunk: list[str] = []
+    first = 1
     with _open_file(path) as handle:
         try:
-            for numbered in enumerate(typing.cast(Iterable[str], handle), start=1):
-                chunk.append(numbered)
+            for line in typing.cast(Iterable[str], handle):
+                chunk.append(line)
                 if len(chunk) == size:
-                    yield chunk
-                    chunk = []
+                    yield first, chunk
+                    first, chunk = first + size, []
         except _READ_ERRORS as exc:
             error: InputError | None = _unreadable(file_label(path), exc)
         else:
             error = None
     if chunk:
-        yield chunk
+        yield first, chunk
     if error is not None:
         raise error
 
 
-def entries_of_chunk(
-    chunk: Iterable[tuple[int, str]], label: str, skipped: list[int]
-) -> list[Entry]:
-    """The entries of numbered lines from :func:`iter_line_chunks`, as
-    :func:`iter_jsonl_file` (not strict) reads them; skipped records' lines go to ``skipped``."""
-    return list(_entries_of_lines(chunk, label, strict=False, skipped=skipped))
+def entries_of_chunk(first: int, lines: list[str], label: str, skipped: list[int]) -> list[Entry]:
+    """The entries of a chunk from :func:`iter_line_chunks`, as :func:`iter_jsonl_file` (not
+    strict) reads them; skipped records' line numbers go to ``skipped``."""
+    return list(_entries_of_lines(enumerate(lines, first), label, strict=False, skipped=skipped))
 
 
 def read_jsonl_file(path: str | Path, *, strict: bool = False) -> list[Entry]:
