@@ -16,7 +16,6 @@ import re
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import NamedTuple
 
 from bot.labels import (
@@ -329,8 +328,8 @@ def _compile(rule: Rule) -> re.Pattern[str]:
 # each pattern comes with the literal text that all its matches contain (_literal_runs): its
 # whole words must be words of the text (a set lookup) and its runs must occur in the text
 # (str.find: as is for an acronym, else folded in the text's _fold). Where they do, the regex
-# runs on the segments of the text (see _Text) around the first run's occurrences only. None
-# of this changes a count: a match never leaves its segment, and contains its pattern's text.
+# is tried only where a match could start: at most _lead_width characters before an occurrence
+# of the first run. None of this changes a count: every match contains its pattern's text.
 
 # Non-ASCII characters that (?i) matches to an ASCII letter but that str.lower() does not turn
 # into it (the Kelvin sign does become "k"); tests/digest/test_classify.py checks every code point.
@@ -339,12 +338,6 @@ _WORD_RE = re.compile(r"[a-z0-9]+")
 _NOT_WORD = str.maketrans({c: " " for c in map(chr, range(128)) if _WORD_RE.fullmatch(c) is None})
 # What a literal run of a pattern is made of (see _literal_runs).
 _LITERAL_CHARS = frozenset(string.ascii_letters + string.digits + " -")
-# A match holds only word characters, spaces and hyphens, so it lies between two of these.
-_SEPARATOR_RE = re.compile(r"[^\w -]")
-# The same for ASCII text, as a translation table (one C pass, no match objects).
-_ASCII_SEPARATORS = str.maketrans(
-    {c: "\0" for c in map(chr, range(128)) if _SEPARATOR_RE.fullmatch(c) is not None}
-)
 
 
 def _fold(text: str) -> str:
@@ -414,6 +407,41 @@ def _literal_runs(pattern: str) -> list[tuple[str, bool, bool]]:
     return runs
 
 
+def _max_width(pattern: str) -> int:
+    """The most characters a match of ``pattern`` (letters, classes, escapes, ``(?:...)``
+    groups, alternation and ``?``) can have; ValueError for ``*``, ``+`` or ``{``."""
+    widest = width = index = 0
+    while index < len(pattern):
+        end = _atom_end(pattern, index)
+        atom = pattern[index:end]
+        if pattern[end : end + 1] in ("*", "+", "{"):
+            raise ValueError(f"no bound on the width of {pattern!r}")
+        if atom == "|":
+            widest, width = max(widest, width), 0
+        elif atom.startswith("(?:") or atom.startswith("(?i:"):
+            width += _max_width(atom[atom.index(":") + 1 : -1])
+        elif atom.startswith("("):
+            raise ValueError(f"unsupported group {atom!r}")
+        else:
+            width += 1
+        index = end + (pattern[end : end + 1] == "?")
+    return max(widest, width)
+
+
+def _lead_width(pattern: str) -> int:
+    """The most characters a match of ``pattern`` can have before its first literal run (see
+    :func:`_literal_runs`): where a match can start, counting back from the run."""
+    index = 0
+    while index < len(pattern):
+        end = _atom_end(pattern, index)
+        atom = " " if pattern[index:end] == "[- ]" else pattern[index:end]
+        quantified = pattern[end : end + 1] in ("?", "*", "+")
+        if atom in _LITERAL_CHARS and not quantified:
+            return _max_width(pattern[:index])
+        index = end + quantified
+    raise ValueError(f"no literal text in {pattern!r}")
+
+
 def _whole_words(run: str, starts: bool, ends: bool) -> list[str]:
     """The words of a folded run that a match has between non-word characters.
 
@@ -426,30 +454,14 @@ def _whole_words(run: str, starts: bool, ends: bool) -> list[str]:
 
 
 class _Text:
-    """A text to match rules against: as is, folded, its words, cut into segments on demand.
+    """A text to match rules against: as is, folded, and the words of its fold that rules name."""
 
-    A segment is a stretch between two separators (characters no match contains). A rule's
-    regex finds the same matches in a segment alone (``pattern.findall(raw, start, end)``) as
-    in the whole text, since ``(?<!\\w)`` and ``(?!\\w)`` see a non-word character or an end
-    at its bounds either way.
-    """
-
-    __slots__ = ("_marked", "folded", "raw", "words")
+    __slots__ = ("folded", "raw", "words")
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
         self.folded = _fold(raw)
         self.words = _fold_words(self.folded, _VOCABULARY)  # all that any rule asks about
-        self._marked: str | None = None  # raw with each separator replaced by "\0"
-
-    def marked(self) -> str:
-        """The raw text with each separator replaced by "\\0" (made once, when first needed)."""
-        if self._marked is None:  # one C-level pass instead of a list of every separator
-            raw = self.raw
-            self._marked = (
-                raw.translate(_ASCII_SEPARATORS) if raw.isascii() else _SEPARATOR_RE.sub("\0", raw)
-            )
-        return self._marked
 
 
 class _Need(NamedTuple):
@@ -457,8 +469,9 @@ class _Need(NamedTuple):
 
     words: frozenset[str]  # whole words, folded: all must be words of the text
     exact: bool  # whether the runs are sought as they are (an acronym's) or folded, in the fold
-    first: str  # the first literal run, whose occurrences give the segments to search
+    first: str  # the first literal run: a match starts at most `lead` characters before it
     others: tuple[str, ...]  # the other runs
+    lead: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,29 +492,31 @@ class _Matcher:
             folded = [(_fold(run), starts, ends) for run, starts, ends in runs]
             words = frozenset(word for run in folded for word in _whole_words(*run))
             pieces = [run for run, _, _ in (runs if exact else folded)]
-            needs.append(_Need(words, exact, pieces[0], tuple(pieces[1:])))
+            lead = _lead_width(pattern)
+            needs.append(_Need(words, exact, pieces[0], tuple(pieces[1:]), lead))
         return cls(_compile(rule), tuple(needs))
 
-    def segments(self, text: _Text, needs: Iterable[_Need] | None = None) -> set[tuple[int, int]]:
-        """The segments of ``text`` in which the regex could match.
+    def match_starts(self, text: _Text, needs: Iterable[_Need] | None = None) -> list[int]:
+        """Where in ``text`` a match of the regex could start, in order.
 
         ``needs`` limits the search to some of the patterns' needs (the others must be unmet).
         """
-        segments: set[tuple[int, int]] = set()
+        starts: set[int] = set()
         have = text.words
-        for words, exact, first, others in self.needs if needs is None else needs:
+        for words, exact, first, others, lead in self.needs if needs is None else needs:
             if not words <= have:
                 continue
             haystack = text.raw if exact else text.folded
             found = haystack.find(first)
             if found < 0 or (others and any(run not in haystack for run in others)):
                 continue
-            while found >= 0:  # the segment around each occurrence of the first run
-                marked = text.marked()
-                end = marked.find("\0", found)
-                segments.add((marked.rfind("\0", 0, found) + 1, len(marked) if end < 0 else end))
+            while found >= 0:
+                if lead:
+                    starts.update(range(max(found - lead, 0), found + 1))
+                else:
+                    starts.add(found)
                 found = haystack.find(first, found + 1)
-        return segments
+        return sorted(starts)
 
 
 _MATCHERS: tuple[tuple[Rule, _Matcher], ...] = tuple(
@@ -574,24 +589,33 @@ def _rule_score(
     starts: Sequence[int],
     needs: Iterable[_Need] | None = None,
 ) -> float:
-    """The rule's score on ``text``: its title, keywords and abstract start at ``starts``."""
-    segments = matcher.segments(text, needs)
-    if not segments:
-        return 0.0
-    # Only the first hit in the title and in the keywords counts, and the first 3 in the
-    # abstract: a part's segments are searched until its cap is reached, not counted out.
+    """The rule's score on ``text``: its title, keywords and abstract start at ``starts``.
+
+    The regex is tried where a match could start, in order, as a scan of the text would meet
+    those places (a match hides the places inside it). Only the first hit in the title and in
+    the keywords counts, and the first 3 in the abstract: a part is tried until its cap.
+    """
     title = keywords = abstract = 0
-    search, finditer, raw = matcher.regex.search, matcher.regex.finditer, text.raw
     keywords_start, abstract_start = starts[1], starts[2]
-    for start, end in segments:
+    match, raw = matcher.regex.match, text.raw
+    scanned = 0  # where the scan has got to
+    for start in matcher.match_starts(text, needs):
+        if start < scanned:
+            continue
         if start >= abstract_start:
-            if abstract < _ABSTRACT_MAX_HITS:
-                for _ in islice(finditer(raw, start, end), _ABSTRACT_MAX_HITS - abstract):
-                    abstract += 1
+            if abstract == _ABSTRACT_MAX_HITS:
+                break
+        elif (keywords if start >= keywords_start else title):
+            continue  # no match spans two parts: their joins are characters no pattern matches
+        found = match(raw, start)
+        if found is None:
+            continue
+        scanned = found.end()
+        if start >= abstract_start:
+            abstract += 1
         elif start >= keywords_start:
-            if not keywords and search(raw, start, end):
-                keywords = 1
-        elif not title and search(raw, start, end):
+            keywords = 1
+        else:
             title = 1
     score = _TITLE_WEIGHT * title + _KEYWORDS_WEIGHT * keywords + abstract
     return score * rule.weight
@@ -620,7 +644,7 @@ def _evidence(
     title: str, abstract: str, categories: Sequence[str], keywords: Sequence[str]
 ) -> tuple[dict[str, float], set[str]]:
     """Scores per label, and the labels backed by a category or a full-weight rule."""
-    # One text, its parts joined by a separator, so that no segment spans two of them.
+    # One text, its parts joined by characters no pattern matches, so no match spans two.
     keyword_text = " ; ".join(keywords)
     text = _Text("\n".join((title, keyword_text, abstract)))
     starts = (0, len(title) + 1, len(title) + len(keyword_text) + 2)

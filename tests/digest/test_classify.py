@@ -9,6 +9,7 @@ import re
 import string
 import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,7 @@ from bot.digest.classify import (
     _evidence,
     _fold,
     _fold_words,
+    _lead_width,
     _literal_runs,
     _Text,
     _whole_words,
@@ -276,6 +278,7 @@ _PIECES = sorted(
     {run for rule in KEYWORD_RULES for p in rule.patterns for run, *_ in _literal_runs(p)}
 )
 _FILLER = ["s", "es", "ing", "LLMs", "RAG", "image", "video", "model", "Fig. 2", "e.g.", "é", "_"]
+_FILLER += ["large ", "L", "multi-vector", "semantic ", "fake news", "text ", "audio "]  # leads
 
 
 @settings(max_examples=200, deadline=None)
@@ -286,15 +289,17 @@ _FILLER = ["s", "es", "ing", "LLMs", "RAG", "image", "video", "model", "Fig. 2",
     st.sampled_from(["", " ", "-", ", ", "\n", "(", "ı"]),
     st.randoms(use_true_random=False),
 )
-def test_rule_counts_on_candidate_segments_equal_a_full_regex_scan(
+def test_every_match_starts_where_the_needs_say_one_could(
     parts: list[str], glue: str, rnd: random.Random
 ) -> None:
     raw = _mangle(glue.join(parts), rnd)
     text = _Text(raw)
     for _, matcher in _MATCHERS:
-        segments = matcher.segments(text)
-        counted = sum(len(matcher.regex.findall(raw, start, end)) for start, end in segments)
-        assert counted == len(matcher.regex.findall(raw)), (matcher.regex.pattern, raw)
+        starts = set(matcher.match_starts(text))
+        assert {match.start() for match in matcher.regex.finditer(raw)} <= starts, (
+            matcher.regex.pattern,
+            raw,
+        )
 
 
 @settings(max_examples=200, deadline=None)
@@ -312,9 +317,40 @@ def test_the_rule_index_leaves_out_only_rules_that_cannot_match(
     text = _Text(raw)
     candidates = dict(_candidates(text))
     for index, (_, matcher) in enumerate(_MATCHERS):
-        full = matcher.segments(text)
-        indexed = matcher.segments(text, candidates[index]) if index in candidates else set()
+        full = matcher.match_starts(text)
+        indexed = matcher.match_starts(text, candidates[index]) if index in candidates else []
         assert indexed == full, (matcher.regex.pattern, raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(_PIECES) | st.sampled_from(_FILLER) | st.text(max_size=4),
+            max_size=12,
+        ),
+        min_size=3,
+        max_size=3,
+    ),
+    st.sampled_from(["", " ", "-", ", ", "\n", "(", "ı"]),
+    st.randoms(use_true_random=False),
+)
+def test_evidence_is_a_full_scan_of_every_rule_on_generated_text(
+    parts: list[list[str]], glue: str, rnd: random.Random
+) -> None:
+    title, keywords, abstract = (_mangle(glue.join(part), rnd) for part in parts)
+    fields = (title, abstract, ["cs.LG"], [keywords] if keywords else [])
+    assert _evidence(*fields) == _full_scan_evidence(*fields), fields
+
+
+def test_a_match_can_start_as_far_before_its_first_run_as_the_pattern_allows() -> None:
+    assert _lead_width(r"robots?") == 0
+    assert _lead_width(r"L?VLMs?") == 1
+    assert _lead_width(r"(?:large )?language models?") == len("large ")
+    assert _lead_width(r"(?:dense|multi-vector) retrieval") == len("multi-vector")
+    assert _lead_width(r"(?:(?:a|bc)d)?x") == 3
+    with pytest.raises(ValueError):
+        _lead_width(r"\w+ model")
 
 
 def test_a_paper_tests_only_the_rules_its_words_can_trigger() -> None:
