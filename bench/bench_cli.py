@@ -53,15 +53,12 @@ def store(path: Path | None, paperbot: str) -> Path:
     return target
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", type=Path, help="store to search (default: build one)")
-    parser.add_argument("--runs", type=int, default=7)
-    args = parser.parse_args()
+def measure(database: Path, runs: int) -> None:
+    """Time ``--help``, ``--version`` and searches of ``database``, interleaved with the
+    ``python -c pass`` baseline, ``runs`` times each; print the medians."""
     paperbot = str(Path(sys.executable).with_name("paperbot"))
-    database = store(args.db, paperbot)
     load = os.getloadavg()
-    print(f"load: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"cli_load: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     commands = {
         "baseline_python_pass": [sys.executable, "-c", "pass"],
         "help": [paperbot, "--help"],
@@ -71,13 +68,13 @@ def main() -> None:
         commands[f"search_{number}"] = [paperbot, "-q", "--db", str(database), "search", query]
     timings: dict[str, list[float]] = {name: [] for name in commands}
     rss: dict[str, int] = {}
-    for _ in range(args.runs):  # interleaved, so that load changes hit every command alike
+    for _ in range(runs):  # interleaved, so that load changes hit every command alike
         for name, command in commands.items():
             seconds, peak = timed(command)
             timings[name].append(seconds)
             rss[name] = max(rss.get(name, 0), peak)
     baseline = statistics.median(timings["baseline_python_pass"])
-    print(f"runs: {args.runs} per command (median wall seconds, /usr/bin/time)")
+    print(f"runs: {runs} per command (median wall seconds, /usr/bin/time)")
     print(f"baseline_python_pass_s: {baseline:.3f}")
     for name in ("help", "version"):
         value = statistics.median(timings[name])
@@ -91,6 +88,15 @@ def main() -> None:
     print(f"search_slowest_query_median_s: {worst:.3f}")
     print(f"search_minus_baseline_s: {statistics.median(searches) - baseline:.3f}")
     print(f"search_peak_rss_mb: {max(rss[f'search_{n}'] for n in range(len(QUERIES))) / 1024:.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, help="store to search (default: build one)")
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    database = store(args.db, str(Path(sys.executable).with_name("paperbot")))
+    measure(database, args.runs)
     print(f"load_after: {os.getloadavg()[0]:.2f}")
 
 

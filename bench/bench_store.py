@@ -1,7 +1,7 @@
 """Store benchmark: corpus import and search latency, each against a bare SQLite baseline.
 
     python -m bench.bench_store [--corpus FILE] [--limit N] [--rounds R] [--import-runs K]
-                                [--import-only]
+                                [--cli-runs N] [--import-only]
 
 Import, end to end as a user runs it: ``paperbot import CORPUS`` as a subprocess into a new
 database (read + parse + derive summaries and tags + store + FTS5), timed wall-clock with its
@@ -9,6 +9,9 @@ peak RSS from ``/usr/bin/time``, against a bare build measured the same way in t
 a subprocess that reads the same file with the stdlib ``json``, inserts the rows with one
 ``executemany`` and fills FTS5 with one bulk ``INSERT ... SELECT`` (same schema, no
 derivation). Rates are corpus lines per second; medians over ``--import-runs``.
+Start-up, in the same run: ``paperbot --help``, ``--version`` and ``paperbot search QUERY`` on
+the last imported store, ``--cli-runs`` times each against ``python -c pass``
+(:func:`bench.bench_cli.measure`).
 Store step alone: ``bot.store.papers.upsert_entries`` on already parsed and derived entries,
 against the bare ``executemany`` + FTS5 build of the same rows (this covers only the store).
 Search: ``SearchEngine.search`` (``bot.search.engine``: query language, top 10) against a bare
@@ -274,8 +277,9 @@ def timed(command: list[str]) -> tuple[float, int, int]:
     return float(seconds), int(rss), tree_peak
 
 
-def import_end_to_end(corpus: Path, runs: int) -> None:
-    """``paperbot import`` vs the bare build, both as subprocesses, alternating, K runs."""
+def import_end_to_end(corpus: Path, runs: int, cli_runs: int = 0) -> None:
+    """``paperbot import`` vs the bare build, both as subprocesses, alternating, K runs; then,
+    in the same run, the command line's start-up and searches of the last imported store."""
     lines = count_lines(corpus)
     paperbot = str(Path(sys.executable).with_name("paperbot"))
     results: dict[str, list[tuple[float, int, int]]] = {"project": [], "bare": []}
@@ -289,25 +293,35 @@ def import_end_to_end(corpus: Path, runs: int) -> None:
                     command = [sys.executable, "-m", "bench.bench_store", "--bare-import",
                                str(corpus), str(database)]  # fmt: skip
                 results[name].append(timed(command))
+                if name == "project" and run == runs - 1 and cli_runs > 0:
+                    continue  # kept for the command-line figures
                 for leftover in Path(folder).glob(f"{name}{run}.db*"):
                     leftover.unlink()
-    print(f"import_code: {CHECKOUT}")
-    print(f"import_corpus_lines: {lines}")
-    medians = {}
-    for name in ("project", "bare"):
-        seconds = statistics.median(s for s, _, _ in results[name])
-        medians[name] = seconds
-        rss = max(r for _, r, _ in results[name]) / 1024
-        tree = max(t for _, _, t in results[name]) / 1024
-        label = "paperbot_import" if name == "project" else "bare_build"
-        runs_text = ", ".join(f"{s:.2f}" for s, _, _ in results[name])
-        print(f"{label}_seconds: {seconds:.2f} (median of {runs}: {runs_text})")
-        print(f"{label}_lines_per_s: {lines / seconds:.0f}")
-        print(f"{label}_peak_rss_mb: {rss:.0f} (largest process)")
-        target = " (target <= 300)" if name == "project" else ""
-        print(f"{label}_peak_rss_all_processes_mb: {tree:.0f}{target}")
-    ratio = medians["bare"] / medians["project"]
-    print(f"import_ratio_paperbot_to_bare: {ratio:.2f} (target >= 0.70)")
+        print(f"import_code: {CHECKOUT}")
+        print(f"import_corpus_lines: {lines}")
+        medians = {}
+        for name in ("project", "bare"):
+            seconds = statistics.median(s for s, _, _ in results[name])
+            medians[name] = seconds
+            rss = max(r for _, r, _ in results[name]) / 1024
+            tree = max(t for _, _, t in results[name]) / 1024
+            label = "paperbot_import" if name == "project" else "bare_build"
+            runs_text = ", ".join(f"{s:.2f}" for s, _, _ in results[name])
+            print(f"{label}_seconds: {seconds:.2f} (median of {runs}: {runs_text})")
+            print(f"{label}_lines_per_s: {lines / seconds:.0f}")
+            print(f"{label}_peak_rss_mb: {rss:.0f} (largest process)")
+            target = " (target <= 300)" if name == "project" else ""
+            print(f"{label}_peak_rss_all_processes_mb: {tree:.0f}{target}")
+        ratio = medians["bare"] / medians["project"]
+        pairs = ", ".join(
+            f"{bare[0] / project[0]:.2f}"
+            for bare, project in zip(results["bare"], results["project"], strict=True)
+        )
+        print(f"import_ratio_paperbot_to_bare: {ratio:.2f} (target >= 0.70; run by run: {pairs})")
+        if cli_runs > 0:
+            from bench.bench_cli import measure
+
+            measure(Path(folder) / f"project{runs - 1}.db", cli_runs)
 
 
 def count_lines(path: Path) -> int:
@@ -353,6 +367,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--import-runs", type=int, default=3, help="end-to-end import runs")
     parser.add_argument("--import-only", action="store_true", help="only the end-to-end import")
+    parser.add_argument(
+        "--cli-runs", type=int, default=7, help="start-up runs on the imported store (0: none)"
+    )
     parser.add_argument("--bare-import", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_import:
@@ -360,7 +377,7 @@ def main() -> None:
         return
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     if args.corpus.exists() and args.import_runs > 0:
-        import_end_to_end(args.corpus, args.import_runs)
+        import_end_to_end(args.corpus, args.import_runs, args.cli_runs)
         print(f"load_after_import: {os.getloadavg()[0]:.2f}")
     if args.import_only:
         return
