@@ -36,6 +36,9 @@ QUEUE_CHUNKS = 2  # per worker
 MAX_WORKERS = 2
 # Below this a file is read in the importing process: starting workers costs more than it saves.
 MIN_POOL_BYTES = 4 << 20
+# Workers yield the core to the importer, whose inserts are the import's last step: with them
+# behind, the store has only a few chunks left when the last is prepared.
+_WORKER_NICENESS = 5
 _POLL_SECONDS = 0.5  # how often a wait for a chunk checks that its worker is still alive
 
 _CHUNK, _END, _ERROR, _FAILED = "chunk", "end", "error", "failed"
@@ -76,6 +79,8 @@ def use_pool(path: Path) -> bool:
 
 def _work(label: str, inbox: multiprocessing.Queue, out: multiprocessing.Queue) -> None:
     """A worker's loop: prepare each chunk of lines from ``inbox`` until None comes."""
+    if hasattr(os, "nice"):  # not on Windows
+        os.nice(_WORKER_NICENESS)
     try:
         while (chunk := inbox.get()) is not None:
             first, lines = chunk
