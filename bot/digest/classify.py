@@ -428,6 +428,57 @@ def _max_width(pattern: str) -> int:
     return max(widest, width)
 
 
+_MAX_EXPANSIONS = 64
+
+
+def _expansions(pattern: str) -> set[str] | None:
+    """Every text ``pattern`` matches (case aside), if it matches a few: letters, classes,
+    ``(?:...)`` groups, alternation and ``?``; None for ``*``, ``+``, ``{`` or too many texts."""
+    alternatives: set[str] = set()
+    texts, index = {""}, 0
+    while index < len(pattern):
+        end = _atom_end(pattern, index)
+        atom = pattern[index:end]
+        quantifier = pattern[end : end + 1]
+        if quantifier in ("*", "+", "{"):
+            return None
+        if atom == "|":
+            alternatives |= texts
+            texts, index = {""}, end
+            continue
+        if atom.startswith("(?:"):
+            pieces = _expansions(atom[3:-1])
+        elif atom.startswith("["):
+            pieces = set(atom[1:-1]) if "\\" not in atom and "^" not in atom else None
+        elif atom.startswith(("(", "\\")):
+            pieces = None
+        else:
+            pieces = {atom}
+        if pieces is None:
+            return None
+        if quantifier == "?":
+            pieces = pieces | {""}
+        texts = {text + piece for text in texts for piece in pieces}
+        if len(texts) > _MAX_EXPANSIONS:
+            return None
+        index = end + (quantifier == "?")
+    alternatives |= texts
+    return alternatives if len(alternatives) <= _MAX_EXPANSIONS else None
+
+
+def _openers(pattern: str) -> frozenset[str]:
+    """The folded words one of which every match of ``pattern`` starts with: a match lies
+    between non-word characters, so the first word of its fold is a whole word of the text's
+    fold. Empty where a pattern matches too many texts to list."""
+    texts = _expansions(pattern)
+    if texts is None:
+        return frozenset()
+    openers = frozenset(_fold(text).split(" ")[0] for text in texts)
+    if not all(_WORD_RE.fullmatch(word) for word in openers):
+        return frozenset()  # a match could start inside a word of the fold
+    return openers
+
+
 def _lead_width(pattern: str) -> int:
     """The most characters a match of ``pattern`` can have before its first literal run (see
     :func:`_literal_runs`): where a match can start, counting back from the run."""
@@ -472,6 +523,7 @@ class _Need(NamedTuple):
     first: str  # the first literal run: a match starts at most `lead` characters before it
     others: tuple[str, ...]  # the other runs
     lead: int
+    openers: frozenset[str]  # folded words, one of which starts every match (if listed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,8 +544,8 @@ class _Matcher:
             folded = [(_fold(run), starts, ends) for run, starts, ends in runs]
             words = frozenset(word for run in folded for word in _whole_words(*run))
             pieces = [run for run, _, _ in (runs if exact else folded)]
-            lead = _lead_width(pattern)
-            needs.append(_Need(words, exact, pieces[0], tuple(pieces[1:]), lead))
+            lead, openers = _lead_width(pattern), _openers(pattern)
+            needs.append(_Need(words, exact, pieces[0], tuple(pieces[1:]), lead, openers))
         return cls(_compile(rule), tuple(needs))
 
     def match_starts(self, text: _Text, needs: Iterable[_Need] | None = None) -> list[int]:
@@ -503,7 +555,7 @@ class _Matcher:
         """
         starts: set[int] = set()
         have = text.words
-        for words, exact, first, others, lead in self.needs if needs is None else needs:
+        for words, exact, first, others, lead, _ in self.needs if needs is None else needs:
             if not words <= have:
                 continue
             haystack = text.raw if exact else text.folded
@@ -539,6 +591,9 @@ def _index_needs() -> tuple[dict[str, list[_Trigger]], tuple[_Trigger, ...]]:
             if need.words:
                 key = max(sorted(need.words), key=len)
                 by_word.setdefault(key, []).append((index, need))
+            elif need.openers:  # "images?": under "image" and "images"
+                for word in sorted(need.openers):
+                    by_word.setdefault(word, []).append((index, need))
             else:
                 by_run.append((index, need))
     return by_word, tuple(by_run)
@@ -548,7 +603,7 @@ _NEEDS_BY_WORD, _NEEDS_BY_RUN = _index_needs()
 _TRIGGER_WORDS: frozenset[str] = frozenset(_NEEDS_BY_WORD)
 # Every whole word a pattern needs: the only words of a text that matter (see _Text.words).
 _VOCABULARY: frozenset[str] = frozenset(
-    word for _, matcher in _MATCHERS for need in matcher.needs for word in need.words
+    word for _, matcher in _MATCHERS for need in matcher.needs for word in need.words | need.openers
 )
 
 
@@ -567,19 +622,19 @@ _RUNS_EXACT, _RUNS_FOLDED = _group_runs(True), _group_runs(False)
 
 def _candidates(text: _Text) -> list[tuple[int, list[_Need]]]:
     """The matchers whose patterns ``text`` could meet, in rule order, with those needs."""
-    found: dict[int, list[_Need]] = {}
+    found: dict[int, dict[_Need, None]] = {}  # a need filed under two words comes once
     have, raw, folded = text.words, text.raw, text.folded
     for word in have & _TRIGGER_WORDS:
         for index, need in _NEEDS_BY_WORD[word]:
             # Most needs filed under a common word ("video") want a phrase that is not there.
             if need.words <= have and need.first in (raw if need.exact else folded):
-                found.setdefault(index, []).append(need)
+                found.setdefault(index, {})[need] = None
     for haystack, runs in ((raw, _RUNS_EXACT), (folded, _RUNS_FOLDED)):
         for run, triggers in runs:
             if run in haystack:
                 for index, need in triggers:
-                    found.setdefault(index, []).append(need)
-    return sorted(found.items())
+                    found.setdefault(index, {})[need] = None
+    return [(index, list(needs)) for index, needs in sorted(found.items())]
 
 
 def _rule_score(
