@@ -147,6 +147,8 @@ def load(path: str | Path, *, day: date | None = None) -> LoadedFile:
         if kind == "atom":
             return LoadedFile(arxiv.parse_atom(data, day))
         sections = markdown.parse_markdown_days(_decode_markdown(path, data))
+        if not sections:  # prose about digests (a repository's README), not a digest
+            raise InputError("no digest day in it (expected '## Papers for YYYY-MM-DD' sections)")
         return LoadedFile(
             [entry for _, rows in sections for entry in rows],
             {section_day: len(rows) for section_day, rows in sections},

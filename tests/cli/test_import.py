@@ -58,6 +58,20 @@ def test_one_bad_file_imports_nothing_and_says_so(tmp_path: Path) -> None:
     assert papers(tmp_path) == 0
 
 
+def test_markdown_with_no_digest_day_is_refused_not_imported_as_nothing(tmp_path: Path) -> None:
+    prose = tmp_path / "README.md"
+    prose.write_text(
+        "# Data\n\n- **Digest table**: `## Papers for YYYY-MM-DD`, then `| Title | Authors |`\n",
+        encoding="utf-8",
+    )
+    done = paperbot(tmp_path, "import", str(prose))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "README.md: no digest day in it (expected '## Papers for YYYY-MM-DD' sections)" in line
+    assert line.endswith("nothing was imported")
+    assert papers(tmp_path) == 0
+
+
 def test_keep_going_imports_the_good_files_and_lists_the_bad_ones(tmp_path: Path) -> None:
     bad = broken_day(tmp_path / "bad.md")
     missing = tmp_path / "missing.md"
