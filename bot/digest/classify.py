@@ -601,7 +601,8 @@ def _index_needs() -> tuple[dict[str, list[_Trigger]], tuple[_Trigger, ...]]:
 
 _NEEDS_BY_WORD, _NEEDS_BY_RUN = _index_needs()
 _TRIGGER_WORDS: frozenset[str] = frozenset(_NEEDS_BY_WORD)
-# Every whole word a pattern needs: the only words of a text that matter (see _Text.words).
+# The words rules look for (whole words patterns need, words their matches start with): the
+# only words of a text that matter (see _Text.words).
 _VOCABULARY: frozenset[str] = frozenset(
     word for _, matcher in _MATCHERS for need in matcher.needs for word in need.words | need.openers
 )
