@@ -166,15 +166,10 @@ def ingest_bare(path: Path, entries: list[Entry]) -> float:
     asyncio.run(_create_schema(path))
     rows = [_row_values(entry.paper, None) for entry in entries]
     conn = sqlite3.connect(path)
-    columns = (
-        "arxiv_id, version, title, authors, abstract, published, sort_date, categories, bullets,"
-        " bullets_source, tags, tags_source, keywords, github_urls, hf_urls, project_url,"
-        " comment, upvotes, github_stars, authors_text, summary_text, tags_text"
-    )
     started = time.perf_counter()
     with conn:
         conn.executemany(
-            f"INSERT OR IGNORE INTO papers ({columns}) VALUES ({','.join('?' * 22)})", rows
+            f"INSERT OR IGNORE INTO papers ({_COLUMNS}) VALUES ({','.join('?' * 22)})", rows
         )
         conn.execute(
             "INSERT INTO papers_fts (rowid, title, authors_text, summary_text, abstract, tags_text)"

@@ -40,11 +40,16 @@ def clean(text: str) -> str:
     return _CONTROL_RE.sub("", text).strip()
 
 
+def is_one_line(text: str) -> bool:
+    """Whether ``text`` is printable with single spaces inside and none at its ends, so that
+    :func:`one_line` (and any collapsing of whitespace) leaves it as it is."""
+    # str.isprintable is False for control characters and for every whitespace but the space.
+    return text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " "
+
+
 def one_line(text: str) -> str:
     """:func:`clean` and collapse every run of whitespace (newlines too) to one space."""
-    # Printable text has no control character and no whitespace but the space (str.isprintable
-    # is False for both): with single spaces inside and none at the ends it is clean already.
-    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+    if is_one_line(text):
         return text
     # str.split() splits on exactly what the regex \s matches (str.isspace): one C pass.
     return " ".join(clean(text).split())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -377,6 +377,19 @@ def _atom_end(pattern: str, start: int) -> int:
     raise ValueError(f"unbalanced parentheses in {pattern!r}")
 
 
+def _atoms(pattern: str) -> Iterator[tuple[int, str, str]]:
+    """The top-level atoms of ``pattern`` in order: where each starts, the atom, and its
+    quantifier: "?", "*", "+", "{" (a counted one, left for the next atom) or ""."""
+    index = 0
+    while index < len(pattern):
+        end = _atom_end(pattern, index)
+        quantifier = pattern[end : end + 1]
+        if quantifier not in ("?", "*", "+", "{"):
+            quantifier = ""
+        yield index, pattern[index:end], quantifier
+        index = end + (quantifier in ("?", "*", "+"))
+
+
 def _literal_runs(pattern: str) -> list[tuple[str, bool, bool]]:
     """The runs of literal text that every match of ``pattern`` contains, in its case.
 
@@ -388,44 +401,19 @@ def _literal_runs(pattern: str) -> list[tuple[str, bool, bool]]:
     """
     runs: list[tuple[str, bool, bool]] = []
     run, run_start = "", 0
-    index = 0
-    while index < len(pattern):
-        end = _atom_end(pattern, index)
-        atom = " " if pattern[index:end] == "[- ]" else pattern[index:end]
+    for index, atom, quantifier in _atoms(pattern):
+        atom = " " if atom == "[- ]" else atom
         if atom in ("|", "{", "}"):
             raise ValueError(f"unsupported syntax {atom!r} in {pattern!r}")
-        quantified = pattern[end : end + 1] in ("?", "*", "+")
-        if atom in _LITERAL_CHARS and not quantified:
+        if atom in _LITERAL_CHARS and not quantifier:
             run_start = run_start if run else index
             run += atom
         elif run:
             runs.append((run, run_start == 0, False))
             run = ""
-        index = end + quantified
     if run:
         runs.append((run, run_start == 0, True))
     return runs
-
-
-def _max_width(pattern: str) -> int:
-    """The most characters a match of ``pattern`` (letters, classes, escapes, ``(?:...)``
-    groups, alternation and ``?``) can have; ValueError for ``*``, ``+`` or ``{``."""
-    widest = width = index = 0
-    while index < len(pattern):
-        end = _atom_end(pattern, index)
-        atom = pattern[index:end]
-        if pattern[end : end + 1] in ("*", "+", "{"):
-            raise ValueError(f"no bound on the width of {pattern!r}")
-        if atom == "|":
-            widest, width = max(widest, width), 0
-        elif atom.startswith("(?:") or atom.startswith("(?i:"):
-            width += _max_width(atom[atom.index(":") + 1 : -1])
-        elif atom.startswith("("):
-            raise ValueError(f"unsupported group {atom!r}")
-        else:
-            width += 1
-        index = end + (pattern[end : end + 1] == "?")
-    return max(widest, width)
 
 
 _MAX_EXPANSIONS = 64
@@ -435,16 +423,13 @@ def _expansions(pattern: str) -> set[str] | None:
     """Every text ``pattern`` matches (case aside), if it matches a few: letters, classes,
     ``(?:...)`` groups, alternation and ``?``; None for ``*``, ``+``, ``{`` or too many texts."""
     alternatives: set[str] = set()
-    texts, index = {""}, 0
-    while index < len(pattern):
-        end = _atom_end(pattern, index)
-        atom = pattern[index:end]
-        quantifier = pattern[end : end + 1]
+    texts = {""}
+    for _, atom, quantifier in _atoms(pattern):
         if quantifier in ("*", "+", "{"):
             return None
         if atom == "|":
             alternatives |= texts
-            texts, index = {""}, end
+            texts = {""}
             continue
         if atom.startswith("(?:"):
             pieces = _expansions(atom[3:-1])
@@ -461,7 +446,6 @@ def _expansions(pattern: str) -> set[str] | None:
         texts = {text + piece for text in texts for piece in pieces}
         if len(texts) > _MAX_EXPANSIONS:
             return None
-        index = end + (quantifier == "?")
     alternatives |= texts
     return alternatives if len(alternatives) <= _MAX_EXPANSIONS else None
 
@@ -482,14 +466,12 @@ def _openers(pattern: str) -> frozenset[str]:
 def _lead_width(pattern: str) -> int:
     """The most characters a match of ``pattern`` can have before its first literal run (see
     :func:`_literal_runs`): where a match can start, counting back from the run."""
-    index = 0
-    while index < len(pattern):
-        end = _atom_end(pattern, index)
-        atom = " " if pattern[index:end] == "[- ]" else pattern[index:end]
-        quantified = pattern[end : end + 1] in ("?", "*", "+")
-        if atom in _LITERAL_CHARS and not quantified:
-            return _max_width(pattern[:index])
-        index = end + quantified
+    for index, atom, quantifier in _atoms(pattern):
+        if (atom == "[- ]" or atom in _LITERAL_CHARS) and not quantifier:
+            leads = _expansions(pattern[:index])
+            if leads is None:
+                raise ValueError(f"no bound on the text before the first run of {pattern!r}")
+            return max(map(len, leads))
     raise ValueError(f"no literal text in {pattern!r}")
 
 

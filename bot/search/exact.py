@@ -48,6 +48,8 @@ HAVE_NUMPY = importlib.util.find_spec("numpy") is not None
 
 @dataclass(frozen=True, slots=True)
 class ExactSettings:
+    """When the exact postings answer instead of FTS5, and when they are built again."""
+
     # Below this many papers FTS5 alone is fast (a few ms a search): nothing is built. Stores
     # from ``IndexSettings.min_papers`` on are answered by the tantivy path instead.
     min_papers: int = 20_000

@@ -8,6 +8,8 @@ from datetime import date
 
 import ftfy
 
+from bot.text import is_one_line
+
 log = logging.getLogger(__name__)
 
 # Repair encoding damage only (UTF-8 read as Latin-1/cp1252, "TransformerÂ²"); leave quotes,
@@ -33,9 +35,7 @@ _MOJIBAKE_HINT_RE = re.compile("[\u00c2-\u00f4\ufffd]")
 
 def collapse_ws(text: str) -> str:
     """Turn every run of whitespace (line breaks included) into one space and strip the ends."""
-    # Every whitespace character but the space is unprintable (str.isprintable): printable
-    # text with single spaces inside and none at the ends comes back as it is (most abstracts).
-    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+    if is_one_line(text):  # most abstracts
         return text
     return " ".join(text.split())
 
